@@ -1,0 +1,5 @@
+import sys
+
+from clipsae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``clipsae`` command line (see ``clipsae.cli``)."""
