@@ -1,0 +1,31 @@
+"""Image dataset sources behind one interface (see ``base``); importing registers every source."""
+
+from clipsae.datasets import synthetic
+from clipsae.datasets.base import (
+    ImageDataset,
+    Record,
+    build_dataset,
+    load_rgb,
+    register,
+    stratified_test_mask,
+)
+from clipsae.datasets.index import read_classes, read_index, records_frame, write_index
+from clipsae.datasets.synthetic import SyntheticSpec, caption, render, sample_attributes
+
+__all__ = [
+    "ImageDataset",
+    "Record",
+    "SyntheticSpec",
+    "build_dataset",
+    "caption",
+    "load_rgb",
+    "read_classes",
+    "read_index",
+    "records_frame",
+    "register",
+    "render",
+    "sample_attributes",
+    "stratified_test_mask",
+    "synthetic",
+    "write_index",
+]
