@@ -1,0 +1,114 @@
+"""Model and training configurations, kept apart so a checkpoint's ``cfg.json`` describes the model
+on its own while the training recipe travels with it as provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Normalize = Literal["none", "mean_norm"]
+Schedule = Literal["cosine", "linear", "constant"]
+DecoderBiasInit = Literal["geometric_median", "mean", "zeros"]
+
+
+def _from_dict(cls: type, raw: dict[str, Any]) -> Any:
+    """Build ``cls`` from a dict that may carry extra keys (e.g. a whole ``cfg.json``)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{key: value for key, value in raw.items() if key in names})
+
+
+@dataclass
+class SAEConfig:
+    """What is needed to rebuild an SAE: the architecture (a key of ``ARCHITECTURES``), its sizes,
+    and ``input_scale``, the factor that maps raw inputs to the units the SAE was trained in
+    (1.0 unless the trainer normalised them).
+    """
+
+    arch: str
+    d_in: int
+    d_sae: int
+    k: int | None = None
+    input_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.d_in <= 0 or self.d_sae <= 0:
+            raise ValueError(f"d_in and d_sae must be positive, got {self.d_in}, {self.d_sae}")
+        if self.k is not None and not 0 < self.k <= self.d_sae:
+            raise ValueError(f"k must be in 1..d_sae={self.d_sae}, got {self.k}")
+        if not self.input_scale > 0:
+            raise ValueError(f"input_scale must be positive, got {self.input_scale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SAEConfig:
+        return _from_dict(cls, raw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> SAEConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe. Defaults follow Gao et al. 2024 (Scaling and evaluating sparse
+        autoencoders) where they apply: Adam, AuxK coefficient 1/32, k_aux = d_in / 2, data-driven
+    b_dec.
+
+        ``aux_k`` of ``None`` means ``d_in // 2``. ``dead_steps_threshold`` counts optimiser steps
+        without a single firing. ``val_every`` and ``checkpoint_every`` are in steps; ``stats_rows``
+        caps the rows used to estimate the normalisation constant and the decoder bias.
+    """
+
+    lr: float = 4e-4
+    batch_size: int = 4096
+    epochs: int = 1
+    seed: int = 0
+    warmup_steps: int = 100
+    lr_schedule: Schedule = "cosine"
+    lr_end_frac: float = 0.0
+    grad_clip: float | None = 1.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 6.25e-10
+    aux_k: int | None = None
+    aux_k_coef: float = 1 / 32
+    dead_steps_threshold: int = 256
+    normalize: Normalize = "mean_norm"
+    b_dec_init: DecoderBiasInit = "geometric_median"
+    stats_rows: int = 65536
+    val_every: int = 200
+    val_rows: int = 65536
+    checkpoint_every: int = 500
+    shuffle_buffer_rows: int = 262144
+    max_in_memory_bytes: int = 4 << 30
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)
+        if self.lr <= 0 or self.batch_size <= 0 or self.epochs <= 0:
+            raise ValueError("lr, batch_size and epochs must be positive")
+        if self.lr_schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}")
+        if self.normalize not in ("none", "mean_norm"):
+            raise ValueError(f"unknown normalize {self.normalize!r}")
+        if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
+            raise ValueError(f"unknown b_dec_init {self.b_dec_init!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, raw)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))

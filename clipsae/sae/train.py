@@ -1,0 +1,318 @@
+"""SAE trainer: Adam with warm-up and decay, unit-norm decoder, AuxK dead-latent tracking, periodic
+single-file checkpoints and exact resume.
+
+Everything that changes during training (weights, Adam moments, dead-latent counters, firing counts,
+the log so far) lives in one ``checkpoint.safetensors`` replaced atomically, and the batch order is
+a pure function of ``(seed, epoch)``. A run killed and restarted with the same arguments therefore
+continues bit-for-bit where the last checkpoint left it (on CPU, where kernels are deterministic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from safetensors import safe_open
+from tqdm import tqdm
+
+from clipsae.metrics import reconstruction_metrics
+from clipsae.sae.base import SAE, build_sae
+from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.data import Activations, BatchSource
+from clipsae.sae.io import atomic_save_tensors, save_sae
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+LOG_FILE = "log.parquet"
+LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu")
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` then the chosen decay to ``lr * lr_end_frac`` at the last step."""
+    if step < tcfg.warmup_steps:
+        return tcfg.lr * (step + 1) / tcfg.warmup_steps
+    progress = (step - tcfg.warmup_steps) / max(1, total_steps - tcfg.warmup_steps)
+    end = tcfg.lr * tcfg.lr_end_frac
+    if tcfg.lr_schedule == "cosine":
+        return end + (tcfg.lr - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    if tcfg.lr_schedule == "linear":
+        return tcfg.lr + (end - tcfg.lr) * progress
+    return tcfg.lr
+
+
+def geometric_median(points: torch.Tensor, iters: int = 200, tol: float = 1e-7) -> torch.Tensor:
+    """Weiszfeld's algorithm: a centre that, unlike the mean, is not dragged by outlier rows."""
+    points = points.double()
+    median = points.mean(dim=0)
+    for _ in range(iters):
+        weights = 1.0 / (points - median).norm(dim=1).clamp_min(1e-12)
+        new = (weights[:, None] * points).sum(dim=0) / weights.sum()
+        moved = float((new - median).norm())
+        median = new
+        if moved <= tol * max(float(median.norm()), 1.0):
+            break
+    return median.float()
+
+
+def _init_sae(cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource) -> SAE:
+    """Fresh SAE whose normalisation constant and decoder bias come from a sample of the data."""
+    sample = torch.from_numpy(source.sample(tcfg.stats_rows, np.random.default_rng(tcfg.seed)))
+    scale = 1.0
+    if tcfg.normalize == "mean_norm":
+        scale = math.sqrt(cfg.d_in / float(sample.double().pow(2).sum(dim=1).mean()))
+    cfg = SAEConfig.from_dict({**cfg.to_dict(), "input_scale": scale})
+    sae = build_sae(cfg, generator=torch.Generator().manual_seed(tcfg.seed))
+    with torch.no_grad():
+        if tcfg.b_dec_init == "geometric_median":
+            sae.b_dec.copy_(geometric_median(sample * scale))
+        elif tcfg.b_dec_init == "mean":
+            sae.b_dec.copy_(sample.mean(dim=0) * scale)
+    return sae
+
+
+@dataclass
+class _State:
+    """What a checkpoint must restore besides the weights and Adam moments."""
+
+    step: int
+    steps_since_fired: torch.Tensor
+    fire_counts: torch.Tensor
+    train_seconds: float = 0.0
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+def _adam_tensors(opt: torch.optim.Adam, names: dict[torch.nn.Parameter, str]) -> dict[str, Any]:
+    return {
+        f"opt.{names[p]}.{key}": value
+        for p, state in opt.state.items()
+        for key, value in state.items()
+    }
+
+
+def _save_checkpoint(
+    path: Path, sae: SAE, opt: torch.optim.Adam, st: _State, tcfg: TrainConfig
+) -> None:
+    names = {p: n for n, p in sae.named_parameters()}
+    tensors = {f"model.{k}": v for k, v in sae.state_dict().items()}
+    tensors |= _adam_tensors(opt, names)
+    tensors |= {"steps_since_fired": st.steps_since_fired, "fire_counts": st.fire_counts}
+    tensors |= {
+        f"log.{c}": torch.tensor([r[c] for r in st.rows], dtype=torch.float64) for c in LOG_COLUMNS
+    }
+    meta = {
+        "step": st.step,
+        "train_seconds": st.train_seconds,
+        "sae_cfg": sae.cfg.to_dict(),
+        "train_cfg": tcfg.to_dict(),
+    }
+    atomic_save_tensors(tensors, path, metadata={"state": json.dumps(meta)})
+
+
+def _load_checkpoint(
+    path: Path, cfg: SAEConfig, tcfg: TrainConfig, device: torch.device
+) -> tuple[SAE, torch.optim.Adam, _State]:
+    with safe_open(path, framework="pt") as fh:
+        meta = json.loads(fh.metadata()["state"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no iter
+    saved_cfg = SAEConfig.from_dict(meta["sae_cfg"])
+    wanted = {**cfg.to_dict(), "input_scale": saved_cfg.input_scale}
+    if saved_cfg.to_dict() != wanted or meta["train_cfg"] != json.loads(tcfg.to_json()):
+        raise ValueError(
+            f"{path} was written by a run with other settings; delete it to start afresh"
+        )
+    sae = build_sae(saved_cfg)
+    sae.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    sae.to(device)
+    opt = _make_optimizer(sae, tcfg)
+    for name, p in sae.named_parameters():
+        prefix = f"opt.{name}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if state:
+            opt.state[p] = {k: (v if k == "step" else v.to(device)) for k, v in state.items()}
+    n_rows = len(tensors["log.step"])
+    rows = [{c: _log_value(c, tensors[f"log.{c}"][i]) for c in LOG_COLUMNS} for i in range(n_rows)]
+    st = _State(
+        step=meta["step"],
+        steps_since_fired=tensors["steps_since_fired"].to(device),
+        fire_counts=tensors["fire_counts"].to(device),
+        train_seconds=meta["train_seconds"],
+        rows=rows,
+    )
+    return sae, opt, st
+
+
+def _log_value(column: str, value: torch.Tensor) -> float | int:
+    return int(value) if column == "step" else float(value)
+
+
+def _make_optimizer(sae: SAE, tcfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        sae.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas, eps=tcfg.adam_eps, foreach=True
+    )
+
+
+def _write_log(rows: list[dict[str, float]], path: Path) -> None:
+    frame = pl.DataFrame(
+        {c: [r[c] for r in rows] for c in LOG_COLUMNS},
+        schema={c: pl.Int64 if c == "step" else pl.Float64 for c in LOG_COLUMNS},
+    ).with_columns(pl.col("val_fvu").fill_nan(None))
+    tmp = path.with_name(path.name + ".tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(path)
+
+
+def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
+    if rows is None:
+        return float("nan")
+    batches = (rows[i : i + tcfg.batch_size] for i in range(0, len(rows), tcfg.batch_size))
+    sae.eval()
+    fvu = float(reconstruction_metrics(sae, batches, dense=False)["fvu"])
+    sae.train()
+    return fvu
+
+
+def train_sae(
+    train: Activations,
+    cfg: SAEConfig,
+    tcfg: TrainConfig,
+    out_dir: Path,
+    val: Activations | None = None,
+    device: str | torch.device | None = None,
+    *,
+    stop_after: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume training) an SAE and save it under ``out_dir``.
+
+    Writes ``sae_weights.safetensors``, ``cfg.json`` (with the recipe and ``extra``),
+    ``sparsity.safetensors`` (firing frequencies over the last epoch) and ``log.parquet``. If
+    ``out_dir`` holds a checkpoint of the same settings, training resumes from it. ``stop_after``
+    ends the call after that many total steps, leaving a checkpoint (what a kill would leave,
+    minus the steps since the last periodic one). Returns a summary with ``completed``, ``steps``,
+    ``train_seconds`` and ``samples_per_second``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    source = BatchSource(train, tcfg.shuffle_buffer_rows, tcfg.max_in_memory_bytes)
+    val_source = (
+        BatchSource(val, tcfg.shuffle_buffer_rows, tcfg.max_in_memory_bytes)
+        if val is not None
+        else None
+    )
+    if source.d != cfg.d_in:
+        raise ValueError(f"training rows have width {source.d}, the SAE expects d_in={cfg.d_in}")
+    ckpt = out_dir / CHECKPOINT_FILE
+    if ckpt.exists():
+        sae, opt, st = _load_checkpoint(ckpt, cfg, tcfg, device)
+        log.info("resuming %s from step %d", ckpt, st.step)
+    else:
+        sae = _init_sae(cfg, tcfg, source).to(device)
+        opt = _make_optimizer(sae, tcfg)
+        zeros = torch.zeros(cfg.d_sae, dtype=torch.int64, device=device)
+        st = _State(step=0, steps_since_fired=zeros, fire_counts=zeros.clone())
+    per_epoch = source.steps_per_epoch(tcfg.batch_size)
+    total = per_epoch * tcfg.epochs
+    last = total if stop_after is None else min(total, stop_after)
+    _run_steps(sae, opt, st, source, val_source, tcfg, total, last, out_dir, device)
+    rows_seen = (st.step) * min(tcfg.batch_size, source.n_rows)
+    summary = {
+        "completed": st.step >= total,
+        "steps": st.step,
+        "train_seconds": st.train_seconds,
+        "samples_per_second": rows_seen / st.train_seconds
+        if st.train_seconds > 0
+        else float("nan"),
+    }
+    if st.step < total:
+        _save_checkpoint(ckpt, sae, opt, st, tcfg)
+        return summary
+    last_epoch_rows = per_epoch * min(tcfg.batch_size, source.n_rows)
+    save_sae(
+        sae,
+        out_dir,
+        firing_frequency=st.fire_counts.double().cpu() / last_epoch_rows,
+        extra={"train": tcfg.to_dict(), **(extra or {})},
+    )
+    _write_log(st.rows, out_dir / LOG_FILE)
+    ckpt.unlink(missing_ok=True)
+    return summary
+
+
+def _run_steps(
+    sae: SAE,
+    opt: torch.optim.Adam,
+    st: _State,
+    source: BatchSource,
+    val: BatchSource | None,
+    tcfg: TrainConfig,
+    total: int,
+    last: int,
+    out_dir: Path,
+    device: torch.device,
+) -> None:
+    """Steps ``st.step`` to ``last``: one optimiser step, logging and checkpointing per batch."""
+    per_epoch = source.steps_per_epoch(tcfg.batch_size)
+    params = list(sae.parameters())
+    val_rows = val.sample(tcfg.val_rows, np.random.default_rng(tcfg.seed)) if val else None
+    sae.train()
+    bar = tqdm(total=total, initial=st.step, desc="train-sae", unit="step")
+    while st.step < last:
+        epoch, offset = divmod(st.step, per_epoch)
+        for batch in source.epoch(epoch, tcfg.batch_size, tcfg.seed, skip=offset):
+            started = time.perf_counter()
+            x = torch.from_numpy(batch).to(device)
+            lr = lr_at(st.step, total, tcfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            dead = st.steps_since_fired >= tcfg.dead_steps_threshold
+            out = sae.train_loss(x, dead, tcfg)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            loss = float(out.loss.detach())
+            sae.remove_parallel_grad()
+            if tcfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            opt.step()
+            sae.normalize_decoder()
+            st.steps_since_fired += 1
+            st.steps_since_fired[out.fire_counts > 0] = 0
+            if st.step % per_epoch == 0:
+                st.fire_counts.zero_()
+            st.fire_counts += out.fire_counts
+            st.step += 1
+            st.train_seconds += time.perf_counter() - started
+            validate = st.step % tcfg.val_every == 0 or st.step == total
+            val_fvu = _val_fvu(sae, val_rows, tcfg) if validate else float("nan")
+            st.rows.append(
+                {
+                    "step": st.step,
+                    "loss": loss,
+                    "mse": float(out.mse.detach()),
+                    "aux_loss": float(out.aux_loss.detach()),
+                    "l0": float(out.l0),
+                    "lr": lr,
+                    "val_fvu": val_fvu,
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}", l0=f"{float(out.l0):.1f}", refresh=False)
+            if st.step % tcfg.checkpoint_every == 0 and st.step < total:
+                _save_checkpoint(out_dir / CHECKPOINT_FILE, sae, opt, st, tcfg)
+                _write_log(st.rows, out_dir / LOG_FILE)
+            if st.step >= last:
+                break
+    bar.close()
