@@ -83,7 +83,7 @@ def reconstruction_metrics_with_counts(
     dense_sums: _Sums | None = None
     with torch.no_grad():
         for batch in batches:
-            x = torch.as_tensor(np.asarray(batch, dtype=np.float32), device=device)
+            x = torch.tensor(np.asarray(batch, dtype=np.float32), device=device)
             main.add(x, *sae.forward_with_codes(x))
             dense_codes = sae.dense_codes(x) if dense else None
             if dense_codes is not None:
