@@ -1,6 +1,6 @@
 """Image dataset sources behind one interface (see ``base``); importing registers every source."""
 
-from clipsae.datasets import imagefolder, synthetic
+from clipsae.datasets import imagefolder, synthetic, torchvision_sources
 from clipsae.datasets.base import (
     ImageDataset,
     Record,
@@ -28,5 +28,6 @@ __all__ = [
     "sample_attributes",
     "stratified_test_mask",
     "synthetic",
+    "torchvision_sources",
     "write_index",
 ]
