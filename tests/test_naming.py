@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -14,6 +16,8 @@ from clipsae.naming import (
     write_names_csv,
 )
 
+SHIPPED_VOCAB = Path(__file__).parents[1] / "config" / "vocab" / "concepts_en_ru.tsv"
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 COCO_EMBEDDINGS = "/work/shared/data/clip/detic_clip_vitb32_text_coco80.npy"
 COCO_EN = [
     "person",
@@ -238,3 +242,23 @@ def test_write_names_csv_is_utf8_with_both_languages(tmp_path) -> None:
     assert back["label_en"].to_list() == ["dog", "red"]
     assert back["label_ru"].to_list() == ["собака", "красный"]
     assert all(any("а" <= ch <= "я" for ch in label) for label in back["label_ru"])
+
+
+def test_shipped_vocab_is_valid_bilingual_and_covers_class_lists() -> None:
+    vocab = load_bilingual_vocab(SHIPPED_VOCAB)
+    assert 600 <= len(vocab) <= 1000
+    assert vocab["ru"].str.contains(r"^[а-яё ,«»\-]+$").all(), "Russian cells: Cyrillic, lower case"
+    assert (vocab["en"] == vocab["en"].str.to_lowercase()).all()
+    assert set(CIFAR10 + COCO_EN + ["background", "shape", "object"]) <= set(vocab["en"])
+    pairs = dict(vocab.iter_rows())
+    assert (pairs["red"], pairs["circle"], pairs["dog"]) == ("красный", "круг", "собака")
+
+
+def test_real_clip_names_come_out_in_russian(coco) -> None:
+    embeddings, _ = coco
+    russian = dict(load_bilingual_vocab(SHIPPED_VOCAB).iter_rows())
+    vocab = pl.DataFrame({"en": COCO_EN, "ru": [russian[en] for en in COCO_EN]})
+    noise = np.random.default_rng(4).standard_normal(embeddings.shape) / np.sqrt(512)
+    names = name_latents(_unit(embeddings) + noise, embeddings, vocab, center=False)
+    assert names["label_ru"].to_list() == vocab["ru"].to_list()
+    assert names.filter(pl.col("label_en") == "dog")["label_ru"].item() == "собака"
