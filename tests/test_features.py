@@ -7,7 +7,13 @@ import polars as pl
 import pytest
 import torch
 
-from clipsae.features import STATS_FILE, TOP_FILE, latent_stats_and_top, write_features
+from clipsae.features import (
+    STATS_FILE,
+    TOP_FILE,
+    atomic_output,
+    latent_stats_and_top,
+    write_features,
+)
 
 D_IN, D_SAE, N_ROWS = 8, 24, 203
 
@@ -101,3 +107,15 @@ def test_write_features_round_trips(tmp_path, codes: np.ndarray) -> None:
     assert pl.read_parquet(stats_path).equals(stats, null_equal=True)
     assert pl.read_parquet(top_path).equals(top)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([STATS_FILE, TOP_FILE])
+
+
+def test_atomic_output_leaves_old_file_when_writer_fails(tmp_path) -> None:
+    target = tmp_path / "sub" / "table.parquet"
+    with atomic_output(target) as tmp:
+        assert tmp.suffix == ".parquet" and tmp.parent == target.parent
+        tmp.write_text("first")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer crashed")
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["table.parquet"]
