@@ -1,0 +1,137 @@
+"""Trainer: exact resume, decoder constraint, convergence on data of known structure, streaming."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from clipsae.metrics import reconstruction_metrics
+from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
+from clipsae.sae.data import BatchSource
+from clipsae.sae.train import CHECKPOINT_FILE, geometric_median, lr_at
+from clipsae.shards import ActivationStore, ShardWriter
+
+
+def _sparse_data(
+    n: int, d: int, n_dirs: int, active: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows = non-negative combinations of ``active`` of ``n_dirs`` random unit directions."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.normal(size=(n_dirs, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    picks = np.argsort(rng.random((n, n_dirs)), axis=1)[:, :active]
+    coef = np.zeros((n, n_dirs))
+    np.put_along_axis(coef, picks, rng.uniform(0.5, 2.0, size=(n, active)), axis=1)
+    return (coef @ dirs).astype(np.float32), dirs
+
+
+def _batches(x: np.ndarray, size: int = 1024):
+    return (x[i : i + size] for i in range(0, len(x), size))
+
+
+def test_resume_after_interruption_is_exact(tmp_path) -> None:
+    x, _ = _sparse_data(3000, 16, 32, 3, seed=0)
+    cfg = SAEConfig("topk", 16, 64, 4)
+    tcfg = TrainConfig(
+        lr=3e-3,
+        batch_size=128,
+        epochs=2,
+        warmup_steps=5,
+        dead_steps_threshold=4,
+        checkpoint_every=7,
+        val_every=10,
+    )
+    full = train_sae(x, cfg, tcfg, tmp_path / "full", val=x[:500])
+    stopped = train_sae(x, cfg, tcfg, tmp_path / "resumed", val=x[:500], stop_after=30)
+    assert not stopped["completed"] and stopped["steps"] == 30
+    assert (tmp_path / "resumed" / CHECKPOINT_FILE).exists()
+    resumed = train_sae(x, cfg, tcfg, tmp_path / "resumed", val=x[:500])
+    assert full["completed"] and resumed["completed"] and resumed["steps"] == full["steps"] == 46
+    a, b = load_sae(tmp_path / "full"), load_sae(tmp_path / "resumed")
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    log_a = pl.read_parquet(tmp_path / "full" / "log.parquet")
+    assert log_a.equals(pl.read_parquet(tmp_path / "resumed" / "log.parquet"))
+    assert log_a["step"].to_list() == list(range(1, 47))
+    assert log_a["val_fvu"].null_count() == 46 - 5  # steps 10, 20, 30, 40 and the last
+    assert not (tmp_path / "resumed" / CHECKPOINT_FILE).exists()
+
+
+def test_resume_refuses_other_settings(tmp_path) -> None:
+    x, _ = _sparse_data(600, 8, 16, 2, seed=1)
+    cfg = SAEConfig("topk", 8, 32, 2)
+    train_sae(x, cfg, TrainConfig(batch_size=64, epochs=1), tmp_path, stop_after=3)
+    with pytest.raises(ValueError, match="other settings"):
+        train_sae(x, cfg, TrainConfig(batch_size=64, epochs=1, lr=1e-3), tmp_path)
+
+
+def test_decoder_rows_unit_norm_and_k_sparse_after_training(tmp_path) -> None:
+    x, _ = _sparse_data(2000, 16, 32, 3, seed=2)
+    train_sae(
+        x, SAEConfig("topk", 16, 64, 4), TrainConfig(lr=1e-2, batch_size=100, epochs=1), tmp_path
+    )
+    sae = load_sae(tmp_path)
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-6, rtol=0)
+    with torch.no_grad():
+        assert ((sae.encode(torch.from_numpy(x)) > 0).sum(dim=1) <= 4).all()
+
+
+def test_low_rank_data_is_reconstructed(tmp_path) -> None:
+    """Rank-4 data in 16 dims, d_sae = 64 >= d_in, k = 8 >= 2 * rank: +/- each basis direction as
+    a latent reconstructs every row exactly, so the optimum is FVU = 0. About 800 Adam steps
+    get within 1% of the variance (float32 round-off alone would allow ~1e-6)."""
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(4000, 4)) @ rng.normal(size=(4, 16)) + 3.0).astype(np.float32)
+    tcfg = TrainConfig(lr=1e-2, batch_size=128, epochs=25, warmup_steps=20)
+    train_sae(x, SAEConfig("topk", 16, 64, 8), tcfg, tmp_path)
+    assert reconstruction_metrics(load_sae(tmp_path), _batches(x))["fvu"] < 0.01
+
+
+def test_topk_recovers_true_directions(tmp_path) -> None:
+    x, dirs = _sparse_data(20000, 32, 48, 3, seed=4)
+    tcfg = TrainConfig(lr=4e-3, batch_size=256, epochs=6, warmup_steps=20, b_dec_init="zeros")
+    train_sae(x, SAEConfig("topk", 32, 128, 3), tcfg, tmp_path)
+    w_dec = load_sae(tmp_path).W_dec.detach().numpy()
+    assert (dirs @ w_dec.T).max(axis=1).mean() >= 0.9
+
+
+def test_streaming_source_visits_each_row_at_most_once(tmp_path) -> None:
+    x = np.arange(1000 * 4, dtype=np.float32).reshape(1000, 4)
+    writer = ShardWriter(tmp_path, d=4, shard_rows=64)
+    writer.add(x)
+    writer.close()
+    source = BatchSource(ActivationStore(tmp_path), shuffle_buffer_rows=200, max_in_memory_bytes=0)
+    assert source.array is None
+    batches = list(source.epoch(0, batch_size=50, seed=0))
+    assert len(batches) == source.steps_per_epoch(50) == 20
+    ids = np.concatenate(batches)[:, 0] / 4
+    assert len(np.unique(ids)) == len(ids) == 1000
+    again = list(source.epoch(0, batch_size=50, seed=0, skip=3))
+    assert all(np.array_equal(a, b) for a, b in zip(again, batches[3:], strict=True))
+    assert not np.array_equal(batches[0], next(source.epoch(1, batch_size=50, seed=0)))
+
+
+def test_lr_schedule() -> None:
+    tcfg = TrainConfig(lr=1.0, warmup_steps=10, lr_schedule="cosine", lr_end_frac=0.1)
+    assert lr_at(0, 110, tcfg) == pytest.approx(0.1)
+    assert lr_at(9, 110, tcfg) == pytest.approx(1.0)
+    assert lr_at(60, 110, tcfg) == pytest.approx(0.55)
+    assert lr_at(110, 110, tcfg) == pytest.approx(0.1)
+    linear = TrainConfig(lr=1.0, warmup_steps=0, lr_schedule="linear")
+    assert lr_at(25, 100, linear) == pytest.approx(0.75)
+    assert lr_at(50, 100, TrainConfig(lr=2.0, warmup_steps=0, lr_schedule="constant")) == 2.0
+
+
+def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None:
+    points = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0], [1000.0, 1000.0]])
+    median = geometric_median(points)
+    assert float(median.norm()) < 0.5 < float(points.mean(dim=0).norm())
+    x, _ = _sparse_data(500, 8, 16, 2, seed=5)
+    x *= 7.0
+    train_sae(x, SAEConfig("topk", 8, 32, 2), TrainConfig(batch_size=100, epochs=1), tmp_path)
+    scale = load_sae(tmp_path).cfg.input_scale
+    assert scale == pytest.approx(math.sqrt(8 / float((x.astype(np.float64) ** 2).sum(1).mean())))
