@@ -5,34 +5,41 @@
 #   cluster.sh up          install packages if missing, write config, start daemons, smoke test
 #   cluster.sh down        stop the daemons this script started, delete the network namespace
 #   cluster.sh status      show daemons, nodes and jobs; exit 0 only if the cluster is usable
-#   cluster.sh exec CMD..  run CMD where it can reach the cluster (netns + SLURM_CONF)
+#   cluster.sh exec CMD..  run CMD where it can reach the cluster (in its network namespace)
 #
 # Why a network namespace: slurmctld/slurmd have no bind-address option and listen on
 # 0.0.0.0, so they run in netns "slurmci", which has only a loopback interface. Clients must
 # run there too (`cluster.sh exec`). We enter it with nsenter, never `ip netns exec`: the
 # latter remounts /sys, hides the cgroup tree, and slurmd 22.05 then refuses to start.
 #
-# Why SLURM_CONF under $SLURM_CI_DIR instead of /etc/slurm: the host's own SLURM setup (if
-# any) stays untouched, and after `down` nothing on the host points at a dead controller
-# (the slurm executor plugin runs `scontrol show config` whenever snakemake starts, and
-# that waits ~9 s for an unreachable controller).
+# The configuration lives in $SLURM_CI_DIR/etc; `up` links it into /etc/slurm (the
+# Snakemake jobstep deletes SLURM_* variables, SLURM_CONF included, so only the default path
+# works inside jobs) and refuses to replace a slurm.conf that is not its own. `down` removes
+# the links again: the slurm executor plugin runs `scontrol show config` whenever snakemake
+# starts, even for local runs, and a slurm.conf naming a dead controller costs ~9 s there,
+# while a missing slurm.conf fails at once.
 #
 # Exit status 3 means "this machine cannot host the cluster" (not root, no network
 # namespaces, packages not installable); tests turn it into a skip.
 #
 # Knobs: SLURM_CI_NETNS (default slurmci; empty = no namespace, daemons on all interfaces),
 # SLURM_CI_DIR (/var/lib/slurm-ci), SLURM_CI_PARTITIONS (space separated, the first is the
-# default; "debug"), SLURM_CI_MEM_MARGIN_MB (1024), SLURM_CI_FAKE_GPUS (1 or 0).
+# default; "debug"), SLURM_CI_MEM_MARGIN_MB (1024), SLURM_CI_FAKE_GPUS (1 or 0), and
+# SLURM_CI_CPUS / SLURM_CI_MEM_MB to announce a bigger node than the machine is (slurmd is
+# told to trust slurm.conf), so that a production profile's requests fit unchanged.
 set -euo pipefail
 
 NETNS=${SLURM_CI_NETNS-slurmci}
 CI_DIR=${SLURM_CI_DIR:-/var/lib/slurm-ci}
 PARTITIONS=${SLURM_CI_PARTITIONS:-debug}
 MEM_MARGIN_MB=${SLURM_CI_MEM_MARGIN_MB:-1024}
+FAKE_CPUS=${SLURM_CI_CPUS:-}
+FAKE_MEM_MB=${SLURM_CI_MEM_MB:-}
 FAKE_GPUS=${SLURM_CI_FAKE_GPUS:-1}
 RUN_DIR=$CI_DIR/run
 LOG_DIR=$CI_DIR/log
-export SLURM_CONF=$CI_DIR/etc/slurm.conf
+CONF_DIR=$CI_DIR/etc
+SYSTEM_CONF_DIR=/etc/slurm
 MUNGE_SOCKET=/run/munge/munge.socket.2
 PACKAGES=(slurmctld slurmd slurm-client munge)
 UNSUPPORTED=3
@@ -41,6 +48,30 @@ log() { echo "cluster.sh: $*" >&2; }
 unsupported() {
     log "unsupported: $*"
     exit "$UNSUPPORTED"
+}
+
+# Link our slurm.conf/gres.conf into /etc/slurm unless a real configuration is there.
+link_config() {
+    local name
+    for name in slurm.conf gres.conf; do
+        [[ $(readlink "$SYSTEM_CONF_DIR/$name" || true) == "$CONF_DIR/$name" ]] && continue
+        if [[ -e $SYSTEM_CONF_DIR/$name || -L $SYSTEM_CONF_DIR/$name ]]; then
+            unsupported "$SYSTEM_CONF_DIR/$name exists and is not ours; not replacing it"
+        fi
+    done
+    mkdir -p "$SYSTEM_CONF_DIR"
+    for name in slurm.conf gres.conf; do
+        ln -sfn "$CONF_DIR/$name" "$SYSTEM_CONF_DIR/$name"
+    done
+}
+
+unlink_config() {
+    local name
+    for name in slurm.conf gres.conf; do
+        if [[ $(readlink "$SYSTEM_CONF_DIR/$name" || true) == "$CONF_DIR/$name" ]]; then
+            rm -f "$SYSTEM_CONF_DIR/$name"
+        fi
+    done
 }
 
 # Run a command inside the cluster's network namespace (or directly without one).
@@ -83,14 +114,31 @@ make_netns() {
     in_ns ip -4 addr show dev lo | grep -q 127.0.0.2 || in_ns ip addr add 127.0.0.2/8 dev lo
 }
 
-# slurm.conf for one node; topology from `slurmd -C` so slurmd does not complain about it.
+# Node topology as `slurmd -C` sees it (so slurmd does not complain), or an announced
+# bigger node that slurmd accepts because of SlurmdParameters=config_overrides.
+node_topology() {
+    if [[ -n $FAKE_CPUS ]]; then
+        echo "CPUs=$FAKE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$FAKE_CPUS ThreadsPerCore=1"
+    else
+        slurmd -C | head -1 | grep -o 'CPUs=.*ThreadsPerCore=[0-9]*'
+    fi
+}
+
+node_memory_mb() {
+    local mem_kb
+    if [[ -n $FAKE_MEM_MB ]]; then
+        echo "$FAKE_MEM_MB"
+    else
+        mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+        echo $((mem_kb / 1024 - MEM_MARGIN_MB))
+    fi
+}
+
 render_slurm_conf() {
-    local host topology mem_kb real_mb gres="" part default=YES
+    local host gres="" overrides="" part default=YES
     host=$(hostname -s)
-    topology=$(slurmd -C | head -1 | grep -o 'CPUs=.*ThreadsPerCore=[0-9]*')
-    mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-    real_mb=$((mem_kb / 1024 - MEM_MARGIN_MB))
     [[ $FAKE_GPUS == 1 ]] && gres="Gres=gpu:1"
+    [[ -n $FAKE_CPUS$FAKE_MEM_MB ]] && overrides="SlurmdParameters=config_overrides"
     cat <<EOF
 # Written by clipsae tests/slurm/cluster.sh; rewritten on every \`up\`.
 ClusterName=clipsae-ci
@@ -131,7 +179,8 @@ SlurmdLogFile=$LOG_DIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 GresTypes=gpu
-NodeName=$host NodeAddr=127.0.0.1 $topology RealMemory=$real_mb $gres State=UNKNOWN
+$overrides
+NodeName=$host NodeAddr=127.0.0.1 $(node_topology) RealMemory=$(node_memory_mb) $gres State=UNKNOWN
 EOF
     for part in $PARTITIONS; do
         echo "PartitionName=$part Nodes=ALL Default=$default MaxTime=INFINITE State=UP"
@@ -142,18 +191,18 @@ EOF
 # Returns 0 if the configuration changed.
 write_config() {
     local new changed=1
-    mkdir -p "$CI_DIR/etc" "$CI_DIR/ctld" "$CI_DIR/d" "$RUN_DIR" "$LOG_DIR"
+    mkdir -p "$CONF_DIR" "$CI_DIR/ctld" "$CI_DIR/d" "$RUN_DIR" "$LOG_DIR"
     new=$(render_slurm_conf)
-    if [[ ! -f $SLURM_CONF || $(<"$SLURM_CONF") != "$new" ]]; then
-        printf '%s\n' "$new" >"$SLURM_CONF"
+    if [[ ! -f $CONF_DIR/slurm.conf || $(<"$CONF_DIR/slurm.conf") != "$new" ]]; then
+        printf '%s\n' "$new" >"$CONF_DIR/slurm.conf"
         changed=0
     fi
     # A count-only GPU is rejected by gres/gpu ("count reported lower than configured");
     # a device file, even /dev/null, makes the fake GPU schedulable.
     if [[ $FAKE_GPUS == 1 ]]; then
-        echo "NodeName=$(hostname -s) Name=gpu File=/dev/null" >"$CI_DIR/etc/gres.conf"
+        echo "NodeName=$(hostname -s) Name=gpu File=/dev/null" >"$CONF_DIR/gres.conf"
     else
-        : >"$CI_DIR/etc/gres.conf"
+        : >"$CONF_DIR/gres.conf"
     fi
     return "$changed"
 }
@@ -207,12 +256,15 @@ cmd_up() {
     [[ $EUID -eq 0 ]] || unsupported "must run as root"
     mkdir -p "$CI_DIR" "$LOG_DIR"
     install_packages
+    link_config
     make_netns
     local changed=1
     write_config && changed=0
     start_munge
-    if [[ $changed == 0 ]] && pid_alive "$RUN_DIR/slurmctld.pid" slurmctld; then
-        in_ns scontrol reconfigure
+    if [[ $changed == 0 ]]; then
+        # Node size and partitions need fresh daemons; `scontrol reconfigure` is not enough.
+        stop_pidfile "$RUN_DIR/slurmd.pid" slurmd
+        stop_pidfile "$RUN_DIR/slurmctld.pid" slurmctld
     fi
     start_daemon slurmctld
     start_daemon slurmd
@@ -246,6 +298,7 @@ cmd_down() {
     if [[ -n $NETNS && -e /run/netns/$NETNS ]]; then
         ip netns delete "$NETNS"
     fi
+    unlink_config
     log "down"
 }
 
