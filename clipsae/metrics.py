@@ -38,7 +38,8 @@ class _Sums:
         self.fire_counts = torch.zeros(self.d_sae, dtype=torch.int64)
 
     def add(self, x: Tensor, codes: Tensor, x_hat: Tensor) -> None:
-        x64, err = x.double(), (x - x_hat).double()
+        x64 = x.double()
+        err = x64 - x_hat.double()
         self.n += len(x)
         self.sq_err += float(err.pow(2).sum())
         self.sq_x += float(x64.pow(2).sum())
