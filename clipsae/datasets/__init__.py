@@ -1,6 +1,6 @@
 """Image dataset sources behind one interface (see ``base``); importing registers every source."""
 
-from clipsae.datasets import imagefolder, synthetic, torchvision_sources
+from clipsae.datasets import hf, imagefolder, synthetic, torchvision_sources
 from clipsae.datasets.base import (
     ImageDataset,
     Record,
@@ -18,6 +18,7 @@ __all__ = [
     "SyntheticSpec",
     "build_dataset",
     "caption",
+    "hf",
     "imagefolder",
     "load_rgb",
     "read_classes",

@@ -53,6 +53,11 @@ class ImageDataset(ABC):
         return {k: v for k, v in self.__dict__.items() if not k.startswith(_LAZY_PREFIX)}
 
 
+def readable_class_name(raw: str) -> str:
+    """Folder-style names use underscores where prompts need spaces (``hot_dog`` -> ``hot dog``)."""
+    return raw.replace("_", " ")
+
+
 def load_rgb(source: str | Path | bytes) -> Image.Image:
     """Decode an image file or encoded bytes to RGB.
 

@@ -16,17 +16,13 @@ from clipsae.datasets.base import (
     ImageDataset,
     Record,
     load_rgb,
+    readable_class_name,
     register,
     resolve_spec,
     stratified_test_mask,
 )
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-def class_name(folder: str) -> str:
-    """Folder names use underscores where prompts need spaces (``hot_dog`` -> ``hot dog``)."""
-    return folder.replace("_", " ")
 
 
 def _class_dirs(directory: Path) -> list[Path]:
@@ -61,7 +57,7 @@ class ImageFolderDataset(ImageDataset):
                 "(expected root/<class>/<image> or root/train/<class>/<image>)"
             )
         self._folder_names = names
-        super().__init__(name, [class_name(n) for n in names])
+        super().__init__(name, [readable_class_name(n) for n in names])
 
     def _files(self, directory: Path) -> list[tuple[Path, int]]:
         return [

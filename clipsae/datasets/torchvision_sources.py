@@ -12,7 +12,15 @@ from typing import Any
 
 from PIL import Image
 
-from clipsae.datasets.base import SPLITS, ImageDataset, Record, load_rgb, register, resolve_spec
+from clipsae.datasets.base import (
+    SPLITS,
+    ImageDataset,
+    Record,
+    load_rgb,
+    readable_class_name,
+    register,
+    resolve_spec,
+)
 
 TorchvisionFactory = Callable[[Path, str, bool], Any]
 
@@ -67,7 +75,7 @@ class TorchvisionDataset(ImageDataset):
 
     @property
     def class_names(self) -> list[str]:  # type: ignore[override]
-        return [c.replace("_", " ") for c in self._split("train").classes]
+        return [readable_class_name(c) for c in self._split("train").classes]
 
     def _split(self, split: str) -> Any:
         opened = self.__dict__.setdefault("_lazy_splits", {})
