@@ -99,7 +99,9 @@ class ShardWriter:
     def add(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch)
         if batch.ndim != 2 or batch.shape[1] != self.d:
-            raise ShardError(f"expected rows of width {self.d}, got an array of shape {batch.shape}")
+            raise ShardError(
+                f"expected rows of width {self.d}, got an array of shape {batch.shape}"
+            )
         check_finite(batch, f"activations for {self.directory}", self._n_rows + self._buffered)
         self._buffer.append(batch.astype(self.dtype, copy=False))
         self._buffered += len(batch)
@@ -115,7 +117,7 @@ class ShardWriter:
         tmp = self.directory / (name + ".tmp.npy")
         np.save(tmp, np.ascontiguousarray(head))
         os.replace(tmp, self.directory / name)
-        self._shards.append(ShardInfo(name, int(len(head)), _sha256(self.directory / name)))
+        self._shards.append(ShardInfo(name, len(head), _sha256(self.directory / name)))
         self._n_rows += len(head)
 
     def close(self) -> ShardMeta:
@@ -184,7 +186,9 @@ class ActivationStore:
     def load_all(self, dtype: str = "float32") -> np.ndarray:
         if not self.meta.shards:
             return np.zeros((0, self.d), dtype=dtype)
-        return np.concatenate([np.asarray(self.shard(i), dtype=dtype) for i in range(len(self.meta.shards))])
+        return np.concatenate(
+            [np.asarray(self.shard(i), dtype=dtype) for i in range(len(self.meta.shards))]
+        )
 
 
 def load_activations(path: Path, dtype: str = "float32") -> np.ndarray:

@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
+from clipsae.device import pick_device
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae.base import SAE, build_sae
 from clipsae.sae.config import SAEConfig, TrainConfig
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.parquet"
 LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu")
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:

@@ -1,0 +1,25 @@
+"""clipsae: CLIP activations -> sparse autoencoders -> metrics, collages, RU/EN names -> report."""
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/activations.smk"
+include: "rules/sae.smk"
+include: "rules/evaluate.smk"
+include: "rules/interpret.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    results_table,
+    report,
+
+
+rule all:
+    input:
+        "results/report.md",

@@ -1,0 +1,16 @@
+rule prepare_dataset:
+    output:
+        index=f"{R}/data/{{dataset}}/index.parquet",
+        classes=f"{R}/data/{{dataset}}/classes.json",
+    params:
+        entry=dataset_entry,
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_dataset/{dataset}.tsv"
+    threads: res("prepare_dataset", "threads")
+    resources:
+        mem_mb=res("prepare_dataset", "mem_mb"),
+        runtime=res("prepare_dataset", "runtime"),
+    script:
+        "../workflow_scripts/prepare_dataset.py"

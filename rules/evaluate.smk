@@ -1,0 +1,49 @@
+SAE_FILES = [f"{R}/sae/{RUN}/sae_weights.safetensors", f"{R}/sae/{RUN}/cfg.json"]
+TEST_ACTS = f"{R}/activations/{{model}}/{{dataset}}/test/{{layer}}"
+
+
+rule eval_reconstruction:
+    input:
+        sae=SAE_FILES,
+        acts=TEST_ACTS,
+    output:
+        f"{R}/eval/{RUN}/recon.json",
+    params:
+        device=config["device"],
+    log:
+        f"logs/eval_reconstruction/{RUN}.log",
+    benchmark:
+        f"benchmarks/eval_reconstruction/{RUN}.tsv"
+    threads: res("eval_reconstruction", "threads")
+    resources:
+        mem_mb=res("eval_reconstruction", "mem_mb"),
+        runtime=res("eval_reconstruction", "runtime"),
+        gpu=res("eval_reconstruction", "gpu"),
+    script:
+        "../workflow_scripts/eval_reconstruction.py"
+
+
+rule eval_zeroshot:
+    input:
+        sae=SAE_FILES,
+        acts=TEST_ACTS,
+        classes=f"{R}/text/{{model}}/classes_{{dataset}}.npy",
+        index=f"{R}/data/{{dataset}}/index.parquet",
+        weights=model_weights,
+    output:
+        f"{R}/eval/{RUN}/zeroshot.json",
+    params:
+        model=model_entry,
+        dataset=dataset_entry,
+        device=config["device"],
+    log:
+        f"logs/eval_zeroshot/{RUN}.log",
+    benchmark:
+        f"benchmarks/eval_zeroshot/{RUN}.tsv"
+    threads: res("eval_zeroshot", "threads")
+    resources:
+        mem_mb=res("eval_zeroshot", "mem_mb"),
+        runtime=res("eval_zeroshot", "runtime"),
+        gpu=res("eval_zeroshot", "gpu"),
+    script:
+        "../workflow_scripts/eval_zeroshot.py"

@@ -1,0 +1,50 @@
+rule results_table:
+    input:
+        recon=per_combo(f"{R}/eval/{RUN}/recon.json"),
+        zeroshot=per_combo(f"{R}/eval/{RUN}/zeroshot.json"),
+        cfg=per_combo(f"{R}/sae/{RUN}/cfg.json"),
+    output:
+        parquet=f"{R}/tables/results.parquet",
+        markdown=f"{R}/tables/results.md",
+    params:
+        runs=list(combos()),
+        results=R,
+    log:
+        "logs/results_table.log",
+    benchmark:
+        "benchmarks/results_table.tsv"
+    threads: res("results_table", "threads")
+    resources:
+        mem_mb=res("results_table", "mem_mb"),
+        runtime=res("results_table", "runtime"),
+    script:
+        "../workflow_scripts/results_table.py"
+
+
+rule report:
+    input:
+        table=f"{R}/tables/results.parquet",
+        stats=per_combo(f"{R}/features/{RUN}/stats.parquet"),
+        collages=per_combo(f"{R}/collages/{RUN}"),
+        names=per_combo(f"{R}/interpret/{RUN}/vocab.csv"),
+        models=[
+            f"{R}/models/{m}/build.json"
+            for m, e in config["models"].items()
+            if e["pretrained"] == "build"
+        ],
+    output:
+        report=f"{R}/report.md",
+        figure=f"{R}/figures/l0_vs_fvu.png",
+    params:
+        runs=list(combos()),
+        results=R,
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    threads: res("report", "threads")
+    resources:
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+    script:
+        "../workflow_scripts/report.py"

@@ -1,0 +1,22 @@
+"""Snakemake adapter: rule eval_zeroshot."""
+
+from pathlib import Path
+
+from clipsae import steps
+from clipsae.logs import job_log
+
+w = snakemake.wildcards
+with job_log(snakemake.log[0]):
+    steps.eval_zeroshot(
+        Path(snakemake.input.sae[0]).parent,
+        Path(snakemake.input.acts),
+        Path(snakemake.input.classes),
+        w.layer,
+        snakemake.params.model,
+        snakemake.input.weights or None,
+        w.dataset,
+        snakemake.params.dataset,
+        Path(snakemake.input.index).parent,
+        Path(snakemake.output[0]),
+        snakemake.params.device,
+    )

@@ -1,0 +1,21 @@
+"""Snakemake adapter: rule extract_image."""
+
+from pathlib import Path
+
+from clipsae import steps
+from clipsae.logs import job_log
+
+w = snakemake.wildcards
+with job_log(snakemake.log[0]):
+    steps.extract(
+        snakemake.params.model,
+        snakemake.input.weights or None,
+        w.dataset,
+        snakemake.params.dataset,
+        Path(snakemake.input.index).parent,
+        w.split,
+        w.layer,
+        Path(snakemake.output[0]),
+        snakemake.params.extraction,
+        snakemake.params.device,
+    )
