@@ -4,11 +4,6 @@ rule extract_image:
         weights=model_weights,
     output:
         directory(f"{R}/activations/{{model}}/{{dataset}}/{{split}}/{{layer}}"),
-    params:
-        model=model_entry,
-        dataset=dataset_entry,
-        extraction=config["extraction"],
-        device=config["device"],
     log:
         "logs/extract_image/{model}/{dataset}/{split}/{layer}.log",
     benchmark:
@@ -18,6 +13,11 @@ rule extract_image:
         mem_mb=res("extract_image", "mem_mb"),
         runtime=res("extract_image", "runtime"),
         gpu=res("extract_image", "gpu"),
+    params:
+        model=model_entry,
+        dataset=dataset_entry,
+        extraction=config["extraction"],
+        device=config["device"],
     script:
         "../workflow_scripts/extract_image.py"
 
@@ -41,19 +41,19 @@ rule embed_text:
     output:
         f"{R}/text/{{model}}/{{name}}.npy",
         f"{R}/text/{{model}}/{{name}}.parquet",
-    wildcard_constraints:
-        name="vocab|classes_(" + names("datasets") + ")",
-    params:
-        model=model_entry,
-        templates=text_templates,
     log:
         "logs/embed_text/{model}/{name}.log",
     benchmark:
         "benchmarks/embed_text/{model}/{name}.tsv"
+    wildcard_constraints:
+        name="vocab|classes_(" + names("datasets") + ")",
     threads: res("embed_text", "threads")
     resources:
         mem_mb=res("embed_text", "mem_mb"),
         runtime=res("embed_text", "runtime"),
         gpu=res("embed_text", "gpu"),
+    params:
+        model=model_entry,
+        templates=text_templates,
     script:
         "../workflow_scripts/embed_text.py"

@@ -29,7 +29,11 @@ DEFAULT_RESOURCES = {
 
 
 def res(rule_name, key):
-    return config["resources"].get(rule_name, {}).get(key, DEFAULT_RESOURCES[rule_name][key])
+    return (
+        config["resources"]
+        .get(rule_name, {})
+        .get(key, DEFAULT_RESOURCES[rule_name][key])
+    )
 
 
 names = lambda section: "|".join(map(re.escape, config[section]))

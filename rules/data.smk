@@ -2,8 +2,6 @@ rule prepare_dataset:
     output:
         index=f"{R}/data/{{dataset}}/index.parquet",
         classes=f"{R}/data/{{dataset}}/classes.json",
-    params:
-        entry=dataset_entry,
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
@@ -12,5 +10,7 @@ rule prepare_dataset:
     resources:
         mem_mb=res("prepare_dataset", "mem_mb"),
         runtime=res("prepare_dataset", "runtime"),
+    params:
+        entry=dataset_entry,
     script:
         "../workflow_scripts/prepare_dataset.py"

@@ -8,8 +8,6 @@ rule eval_reconstruction:
         acts=TEST_ACTS,
     output:
         f"{R}/eval/{RUN}/recon.json",
-    params:
-        device=config["device"],
     log:
         f"logs/eval_reconstruction/{RUN}.log",
     benchmark:
@@ -19,6 +17,8 @@ rule eval_reconstruction:
         mem_mb=res("eval_reconstruction", "mem_mb"),
         runtime=res("eval_reconstruction", "runtime"),
         gpu=res("eval_reconstruction", "gpu"),
+    params:
+        device=config["device"],
     script:
         "../workflow_scripts/eval_reconstruction.py"
 
@@ -32,10 +32,6 @@ rule eval_zeroshot:
         weights=model_weights,
     output:
         f"{R}/eval/{RUN}/zeroshot.json",
-    params:
-        model=model_entry,
-        dataset=dataset_entry,
-        device=config["device"],
     log:
         f"logs/eval_zeroshot/{RUN}.log",
     benchmark:
@@ -45,5 +41,9 @@ rule eval_zeroshot:
         mem_mb=res("eval_zeroshot", "mem_mb"),
         runtime=res("eval_zeroshot", "runtime"),
         gpu=res("eval_zeroshot", "gpu"),
+    params:
+        model=model_entry,
+        dataset=dataset_entry,
+        device=config["device"],
     script:
         "../workflow_scripts/eval_zeroshot.py"

@@ -5,9 +5,6 @@ rule encode_features:
     output:
         stats=f"{R}/features/{RUN}/stats.parquet",
         top=f"{R}/features/{RUN}/top_images.parquet",
-    params:
-        top_k=config["features"]["top_k"],
-        device=config["device"],
     log:
         f"logs/encode_features/{RUN}.log",
     benchmark:
@@ -17,6 +14,9 @@ rule encode_features:
         mem_mb=res("encode_features", "mem_mb"),
         runtime=res("encode_features", "runtime"),
         gpu=res("encode_features", "gpu"),
+    params:
+        top_k=config["features"]["top_k"],
+        device=config["device"],
     script:
         "../workflow_scripts/encode_features.py"
 
@@ -29,10 +29,6 @@ rule collages:
         index=f"{R}/data/{{dataset}}/index.parquet",
     output:
         directory(f"{R}/collages/{RUN}"),
-    params:
-        dataset=dataset_entry,
-        n_latents=config["features"]["n_collages"],
-        tile=config["features"]["tile"],
     log:
         f"logs/collages/{RUN}.log",
     benchmark:
@@ -41,6 +37,10 @@ rule collages:
     resources:
         mem_mb=res("collages", "mem_mb"),
         runtime=res("collages", "runtime"),
+    params:
+        dataset=dataset_entry,
+        n_latents=config["features"]["n_collages"],
+        tile=config["features"]["tile"],
     script:
         "../workflow_scripts/collages.py"
 
@@ -52,10 +52,6 @@ rule name_by_vocab:
         weights=model_weights,
     output:
         f"{R}/interpret/{RUN}/vocab.csv",
-    params:
-        model=model_entry,
-        top_n=config["naming"]["top_n"],
-        center=config["naming"]["center"],
     log:
         f"logs/name_by_vocab/{RUN}.log",
     benchmark:
@@ -64,5 +60,9 @@ rule name_by_vocab:
     resources:
         mem_mb=res("name_by_vocab", "mem_mb"),
         runtime=res("name_by_vocab", "runtime"),
+    params:
+        model=model_entry,
+        top_n=config["naming"]["top_n"],
+        center=config["naming"]["center"],
     script:
         "../workflow_scripts/name_by_vocab.py"

@@ -2,10 +2,6 @@ rule build_embedded_clip:
     output:
         weights=f"{R}/models/{{model}}/open_clip_model.safetensors",
         report=f"{R}/models/{{model}}/build.json",
-    params:
-        arch=lambda w: model_entry(w)["arch"],
-        build=lambda w: model_entry(w)["build"],
-        device=config["device"],
     log:
         "logs/build_embedded_clip/{model}.log",
     benchmark:
@@ -15,5 +11,9 @@ rule build_embedded_clip:
         mem_mb=res("build_embedded_clip", "mem_mb"),
         runtime=res("build_embedded_clip", "runtime"),
         gpu=res("build_embedded_clip", "gpu"),
+    params:
+        arch=lambda w: model_entry(w)["arch"],
+        build=lambda w: model_entry(w)["build"],
+        device=config["device"],
     script:
         "../workflow_scripts/build_embedded_clip.py"

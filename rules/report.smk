@@ -6,9 +6,6 @@ rule results_table:
     output:
         parquet=f"{R}/tables/results.parquet",
         markdown=f"{R}/tables/results.md",
-    params:
-        runs=list(combos()),
-        results=R,
     log:
         "logs/results_table.log",
     benchmark:
@@ -17,6 +14,9 @@ rule results_table:
     resources:
         mem_mb=res("results_table", "mem_mb"),
         runtime=res("results_table", "runtime"),
+    params:
+        runs=list(combos()),
+        results=R,
     script:
         "../workflow_scripts/results_table.py"
 
@@ -35,9 +35,6 @@ rule report:
     output:
         report=f"{R}/report.md",
         figure=f"{R}/figures/l0_vs_fvu.png",
-    params:
-        runs=list(combos()),
-        results=R,
     log:
         "logs/report.log",
     benchmark:
@@ -46,5 +43,8 @@ rule report:
     resources:
         mem_mb=res("report", "mem_mb"),
         runtime=res("report", "runtime"),
+    params:
+        runs=list(combos()),
+        results=R,
     script:
         "../workflow_scripts/report.py"

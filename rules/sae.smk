@@ -7,9 +7,6 @@ rule train_sae:
         cfg=f"{R}/sae/{RUN}/cfg.json",
         log=f"{R}/sae/{RUN}/log.parquet",
         metrics=f"{R}/sae/{RUN}/metrics.json",
-    params:
-        entry=lambda w: config["saes"][w.sae],
-        device=config["device"],
     log:
         f"logs/train_sae/{RUN}.log",
     benchmark:
@@ -19,5 +16,8 @@ rule train_sae:
         mem_mb=res("train_sae", "mem_mb"),
         runtime=res("train_sae", "runtime"),
         gpu=res("train_sae", "gpu"),
+    params:
+        entry=lambda w: config["saes"][w.sae],
+        device=config["device"],
     script:
         "../workflow_scripts/train_sae.py"
