@@ -5,15 +5,17 @@ from clipsae.datasets.base import (
     ImageDataset,
     Record,
     build_dataset,
-    load_rgb,
     register,
     stratified_test_mask,
 )
 from clipsae.datasets.index import read_classes, read_index, records_frame, write_index
 from clipsae.datasets.synthetic import SyntheticSpec, caption, render, sample_attributes
+from clipsae.images import BadImage, ImagePolicy, load_rgb
 
 __all__ = [
+    "BadImage",
     "ImageDataset",
+    "ImagePolicy",
     "Record",
     "SyntheticSpec",
     "build_dataset",

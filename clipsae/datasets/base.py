@@ -8,7 +8,6 @@ Arrow table) is opened lazily in the process that uses it and dropped when pickl
 
 from __future__ import annotations
 
-import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from clipsae.images import POLICY_KEYS, ImagePolicy, load_rgb
 
 SPLITS = ("train", "test")
 _LAZY_PREFIX = "_lazy_"
@@ -34,7 +35,14 @@ class Record:
 
 
 class ImageDataset(ABC):
-    """A labelled image collection, all splits; subclasses say where the pixels come from."""
+    """A labelled image collection, all splits; subclasses say where the pixels come from.
+
+    ``image_policy`` comes from the spec keys every source accepts (``strict``,
+    ``max_image_pixels``; set by ``build_dataset``); sources decode files through ``decode`` so
+    the limit applies, and ``open_image`` raises ``BadImage`` for files with no RGB reading.
+    """
+
+    image_policy: ImagePolicy = ImagePolicy()
 
     def __init__(self, name: str, class_names: list[str]) -> None:
         self.name = name
@@ -46,7 +54,11 @@ class ImageDataset(ABC):
 
     @abstractmethod
     def open_image(self, record: Record) -> Image.Image:
-        """The RGB image of ``record``."""
+        """The RGB image of ``record``; raises ``clipsae.images.BadImage`` for a bad file."""
+
+    def decode(self, source: str | Path | bytes) -> Image.Image:
+        """Decode one encoded image under this dataset's pixel limit."""
+        return load_rgb(source, self.image_policy.max_image_pixels)
 
     def __getstate__(self) -> dict[str, Any]:
         # Open handles (``_lazy_*`` attributes) do not pickle or are too big to ship to workers.
@@ -56,15 +68,6 @@ class ImageDataset(ABC):
 def readable_class_name(raw: str) -> str:
     """Folder-style names use underscores where prompts need spaces (``hot_dog`` -> ``hot dog``)."""
     return raw.replace("_", " ")
-
-
-def load_rgb(source: str | Path | bytes) -> Image.Image:
-    """Decode an image file or encoded bytes to RGB.
-
-    Every source decodes through here, so a policy for corrupt files has exactly one place to live.
-    """
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-        return image.convert("RGB")
 
 
 def resolve_spec(
@@ -123,11 +126,17 @@ def register(source: str) -> Callable[[Factory], Factory]:
 
 
 def build_dataset(name: str, spec: Mapping[str, Any]) -> ImageDataset:
-    """Construct the dataset ``name`` described by a config entry ``spec``."""
+    """Construct the dataset ``name`` described by a config entry ``spec``.
+
+    The image-policy keys are taken out here, so every source accepts them without listing them.
+    """
     allowed = sorted(_REGISTRY)
     if "source" not in spec:
         raise ValueError(f"dataset {name!r}: spec has no 'source' key; allowed sources: {allowed}")
     source = spec["source"]
     if source not in _REGISTRY:
         raise ValueError(f"dataset {name!r}: unknown source {source!r}; allowed sources: {allowed}")
-    return _REGISTRY[source](name, dict(spec))
+    policy = ImagePolicy.from_spec(name, spec)
+    dataset = _REGISTRY[source](name, {k: v for k, v in spec.items() if k not in POLICY_KEYS})
+    dataset.image_policy = policy
+    return dataset

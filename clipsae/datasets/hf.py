@@ -1,7 +1,7 @@
 """Hugging Face ``datasets`` sources: a generic ``hf`` source, ImageNet-Sketch and COCO.
 
-Images are read undecoded (``Image(decode=False)``) and decoded by ``load_rgb``, so every source
-shares one decoder. The Arrow tables are memory-mapped, opened lazily per process and never
+Images are read undecoded (``Image(decode=False)``) and decoded by ``ImageDataset.decode``, so every
+source shares one decoder. The Arrow tables are memory-mapped, opened lazily per process and never
 pickled, so DataLoader workers receive only the spec.
 
 Policies (documented here because they change results):
@@ -31,7 +31,6 @@ from clipsae.datasets.base import (
     SPLITS,
     ImageDataset,
     Record,
-    load_rgb,
     readable_class_name,
     register,
     resolve_spec,
@@ -171,7 +170,7 @@ class HFDataset(ImageDataset):
     def open_image(self, record: Record) -> Image.Image:
         _, hf_split, index = record.source.rsplit(":", 2)
         cell = self._hf_split(hf_split)[int(index)][self.spec["image_column"]]
-        return load_rgb(cell["bytes"] if cell.get("bytes") is not None else cell["path"])
+        return self.decode(cell["bytes"] if cell.get("bytes") is not None else cell["path"])
 
 
 def _undecoded_image() -> Any:

@@ -15,7 +15,6 @@ from clipsae.datasets.base import (
     SPLITS,
     ImageDataset,
     Record,
-    load_rgb,
     readable_class_name,
     register,
     resolve_spec,
@@ -87,7 +86,7 @@ class ImageFolderDataset(ImageDataset):
         ]
 
     def open_image(self, record: Record) -> Image.Image:
-        return load_rgb(self.root / record.id)
+        return self.decode(self.root / record.id)
 
 
 @register("imagefolder")

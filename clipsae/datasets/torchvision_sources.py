@@ -16,11 +16,11 @@ from clipsae.datasets.base import (
     SPLITS,
     ImageDataset,
     Record,
-    load_rgb,
     readable_class_name,
     register,
     resolve_spec,
 )
+from clipsae.images import to_rgb
 
 TorchvisionFactory = Callable[[Path, str, bool], Any]
 
@@ -40,20 +40,16 @@ def _cifar100(root: Path, split: str, download: bool) -> Any:
 def _food101(root: Path, split: str, download: bool) -> Any:
     from torchvision.datasets import Food101
 
-    # Decoding goes through load_rgb like every other source.
-    return Food101(root, split=split, download=download, loader=load_rgb)
+    # Items are paths: the dataset decodes them like every other source, under its image policy,
+    # and listing labels reads no JPEG.
+    return Food101(root, split=split, download=download, loader=Path)
 
 
 def _labels(ds: Any) -> list[int]:
     """Labels without decoding images: CIFAR keeps ``targets``; Food-101 only via its items."""
     if hasattr(ds, "targets"):
         return [int(t) for t in ds.targets]
-    # Food101's public API: swap the loader for one that returns the path, so no JPEG is read.
-    loader, ds.loader = ds.loader, Path
-    try:
-        return [int(ds[i][1]) for i in range(len(ds))]
-    finally:
-        ds.loader = loader
+    return [int(ds[i][1]) for i in range(len(ds))]
 
 
 _FACTORIES: dict[str, TorchvisionFactory] = {
@@ -97,7 +93,9 @@ class TorchvisionDataset(ImageDataset):
 
     def open_image(self, record: Record) -> Image.Image:
         _, split, index = record.source.split(":")
-        return self._split(split)[int(index)][0].convert("RGB")
+        image = self._split(split)[int(index)][0]
+        # CIFAR items are decoded arrays already; Food-101 items are file paths.
+        return self.decode(image) if isinstance(image, Path) else to_rgb(image)
 
 
 def _builder(source: str) -> Callable[[str, dict[str, Any]], TorchvisionDataset]:
