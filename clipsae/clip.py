@@ -83,6 +83,7 @@ def is_checkpoint_path(pretrained: str) -> bool:
 
 def check_pretrained(arch: str, pretrained: str) -> None:
     """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job."""
+    architecture_config(arch)
     if pretrained == "none" or is_checkpoint_path(pretrained):
         return
     tags = open_clip.list_pretrained_tags_by_model(arch)
@@ -104,7 +105,6 @@ class LoadedClip:
 
 def load_clip(arch: str, pretrained: str = "none", device: str = "auto") -> LoadedClip:
     """Build ``arch`` and load its weights; checkpoint files load without pickle."""
-    architecture_config(arch)
     check_pretrained(arch, pretrained)
     if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
         raise FileNotFoundError(f"checkpoint {pretrained} does not exist")

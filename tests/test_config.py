@@ -1,0 +1,85 @@
+"""Configuration mistakes fail before any job starts, naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clipsae.config import ConfigError, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def demo() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def check(config: dict, *patterns: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, ROOT)
+    for pattern in patterns:
+        assert pattern in str(err.value), str(err.value)
+
+
+def test_the_demo_and_experiment_configs_are_valid():
+    config = load_config(ROOT / "config" / "config.yaml", ROOT)
+    assert config["extraction"]["dtype"] == "float32"  # a default filled in
+    assert config["resources"] == {}
+    for path in sorted((ROOT / "config" / "experiments").glob("*.yaml")):
+        load_config(path, ROOT)
+
+
+def test_unknown_keys_name_the_path_and_the_allowed_keys(demo):
+    bad = copy.deepcopy(demo)
+    bad["models"]["tiny"]["layer"] = ["final"]
+    bad["extraction"]["dtyp"] = "float16"
+    check(bad, "models.tiny: unknown key 'layer'", "allowed: arch, pretrained, layers",
+          "extraction: unknown key 'dtyp'")  # fmt: skip
+
+
+def test_wrong_types_and_values(demo):
+    bad = copy.deepcopy(demo)
+    bad["models"]["tiny"]["batch_size"] = "big"
+    bad["extraction"]["dtype"] = "float8"
+    bad["models"]["tiny"]["layers"] = ["final", "blk2"]
+    check(bad, "models.tiny.batch_size: 'big' is not of type 'integer'",
+          "extraction.dtype: 'float8' is not allowed (allowed: float16, float32)",
+          "models.tiny.layers[1]: 'blk2' does not match")  # fmt: skip
+
+
+def test_checks_that_need_the_code(demo, tmp_path):
+    bad = copy.deepcopy(demo)
+    bad["models"]["real"] = {"arch": "ViT-B-32", "pretrained": "opneai", "layers": ["block12"]}
+    bad["models"]["nope"] = {"arch": "ViT-Q-99", "pretrained": "none", "layers": ["final"]}
+    bad["saes"]["wide"] = {"arch": "topk", "k": 2000, "expansion": 8}
+    bad["saes"]["typo"] = {"arch": "topk", "k": 8, "expansion": 8, "learning_rate": 1}
+    bad["saes"]["zoo"] = {"arch": "nosuch", "k": 8, "expansion": 8}
+    bad["datasets"]["folder"] = {"source": "imagefolder", "root": str(tmp_path / "missing")}
+    bad["datasets"]["other"] = {"source": "flickr"}
+    bad["vocabulary"] = "config/vocab/none.tsv"
+    check(
+        bad,
+        "models.real.pretrained: pretrained tag 'opneai' is not known for ViT-B-32",
+        "models.real.layers[0]: layer 'block12' is out of range",
+        "models.nope.layers[0]: unknown open_clip architecture 'ViT-Q-99'",
+        "saes.wide: k must be in 1..d_sae=1024, got 2000",
+        "saes.typo: unknown key(s) ['learning_rate']",
+        "saes.zoo: unknown SAE arch 'nosuch'",
+        "datasets.folder:",
+        "missing",
+        "datasets.other:",
+        "flickr",
+        "vocabulary: file",
+    )
+
+
+def test_missing_sections_and_bad_yaml(tmp_path):
+    check({"models": {}}, "'datasets' is a required property", "models: {} should be non-empty")
+    path = tmp_path / "c.yaml"
+    path.write_text("models: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path, ROOT)

@@ -1,0 +1,56 @@
+"""The activation shard store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clipsae.shards import ActivationStore, ShardError, ShardWriter, load_activations
+
+
+def write(tmp_path, data, shard_rows, chunk):
+    writer = ShardWriter(
+        tmp_path / "acts", data.shape[1], "float32", shard_rows, {"layer": "final"}
+    )
+    for start in range(0, len(data), chunk):
+        writer.add(data[start : start + chunk])
+    return writer.close()
+
+
+@pytest.mark.parametrize(("shard_rows", "chunk", "batch"), [(7, 3, 4), (10, 25, 10), (100, 9, 33)])
+def test_round_trip_and_batches_across_shard_boundaries(tmp_path, shard_rows, chunk, batch):
+    data = np.random.default_rng(0).normal(size=(53, 6)).astype(np.float32)
+    meta = write(tmp_path, data, shard_rows, chunk)
+    assert meta.n_rows == 53 and sum(s.rows for s in meta.shards) == 53
+    assert all(s.rows == shard_rows for s in meta.shards[:-1])
+    store = ActivationStore(tmp_path / "acts", verify=True)
+    np.testing.assert_array_equal(store.load_all(), data)
+    batches = list(store.iter_batches(batch))
+    assert [len(b) for b in batches[:-1]] == [batch] * (len(batches) - 1)
+    np.testing.assert_array_equal(np.concatenate(batches), data)
+    np.testing.assert_array_equal(load_activations(tmp_path / "acts"), data)
+    assert json.loads((tmp_path / "acts" / "meta.json").read_text())["extra"] == {"layer": "final"}
+
+
+def test_non_finite_rows_are_named(tmp_path):
+    data = np.zeros((10, 3), dtype=np.float32)
+    data[7, 1] = np.nan
+    writer = ShardWriter(tmp_path / "acts", 3, shard_rows=4)
+    writer.add(data[:5])
+    with pytest.raises(ShardError, match="row 7 has NaN or Inf"):
+        writer.add(data[5:])
+
+
+def test_wrong_width_and_tampering_and_unfinished_directories_are_refused(tmp_path):
+    data = np.ones((8, 4), dtype=np.float32)
+    write(tmp_path, data, 4, 8)
+    with pytest.raises(ShardError, match="width 4"):
+        ShardWriter(tmp_path / "other", 4).add(np.ones((2, 5)))
+    np.save(tmp_path / "acts" / "shard-00001.npy", 2 * data[:4])
+    with pytest.raises(ShardError, match="checksum mismatch"):
+        ActivationStore(tmp_path / "acts", verify=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ShardError, match="did not finish"):
+        ActivationStore(tmp_path / "empty")

@@ -1,0 +1,149 @@
+"""The whole workflow on a reduced demo config, in a temporary directory."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from clipsae.report import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+AGGREGATES = {"results_table", "report"}
+
+pytestmark = pytest.mark.slow
+
+
+def small_config() -> dict:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["models"]["tiny"]["layers"] = ["final", "block1"]
+    config["models"]["tiny"]["build"].update(n_images=256, steps=15, batch_size=32)
+    for entry in config["datasets"].values():
+        entry.update(n_train=160, n_test=48)
+    config["saes"]["topk8-x8"].update(epochs=2, batch_size=64)
+    config["features"].update(n_collages=3)
+    return config
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"TQDM_DISABLE": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"},
+    )
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def planned_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not head:
+            continue
+        found = re.search(r"^\s+wildcards: (.+)$", block, re.M)
+        wildcards = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
+        jobs.append((head.group(1), wildcards))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("workflow")
+    for item in ("Snakefile", "rules", "workflow_scripts"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    shutil.copytree(ROOT / "config", work / "config")
+    write_config(work, small_config())
+    run = snakemake(work, "results/report.md")
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work
+
+
+def test_the_report_and_the_results_table(workdir):
+    table = pl.read_parquet(workdir / "results" / "tables" / "results.parquet")
+    assert table.columns == COLUMNS
+    # 2 layers x 2 datasets x 1 SAE, each a CLIP row and a CLIP+SAE row.
+    assert table.height == 8
+    sae_rows = table.filter(pl.col("variant") == "CLIP+SAE")
+    assert sae_rows["L0"].to_list() == pytest.approx([8.0] * 4)
+    assert sae_rows["dict_size"].to_list() == [1024] * 4
+    for row in sae_rows.iter_rows(named=True):
+        assert 0 <= row["FVU"] < 1.5 and row["R2Score"] == pytest.approx(1 - row["FVU"])
+        clip = table.filter(
+            (pl.col("variant") == "CLIP") & (pl.col("layer") == row["layer"])
+            & (pl.col("dataset") == row["dataset"])
+        ).row(0, named=True)  # fmt: skip
+        assert row["delta_accuracy"] == pytest.approx(row["accuracy"] - clip["accuracy"])
+    report = (workdir / "results" / "report.md").read_text()
+    for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models"):
+        assert heading in report
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(images) == 1 + 4 * 3
+    assert all((workdir / "results" / path).is_file() for path in images)
+    names = pl.read_csv(workdir / "results/interpret/tiny/final/shapes/topk8-x8/vocab.csv")
+    assert names.columns == [
+        "latent",
+        "label_en",
+        "label_ru",
+        "score",
+        "top_en",
+        "top_ru",
+        "margin",
+    ]
+    assert names.height == 1024
+    assert all(re.search("[а-яё]", ru) for ru in names["label_ru"])
+
+
+def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
+    logs = {p.relative_to(workdir / "logs").parts[0] for p in (workdir / "logs").rglob("*.log")}
+    benchmarks = {
+        p.relative_to(workdir / "benchmarks").parts[0]
+        for p in (workdir / "benchmarks").rglob("*.tsv")
+    }
+    expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
+                "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
+                "collages", "name_by_vocab", "results_table.log", "report.log"}  # fmt: skip
+    assert logs == expected
+    assert {b.removesuffix(".tsv") for b in benchmarks} == {
+        e.removesuffix(".log") for e in expected
+    }
+
+
+def test_a_second_run_has_nothing_to_do(workdir):
+    run = snakemake(workdir, "-n", "results/report.md")
+    assert run.returncode == 0
+    assert "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_changing_one_dataset_reruns_its_branch_and_the_aggregates_only(workdir):
+    config = small_config()
+    config["datasets"]["colors"]["seed"] = 99
+    write_config(workdir, config)
+    try:
+        run = snakemake(workdir, "-n", "results/report.md")
+    finally:
+        write_config(workdir, small_config())
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = planned_jobs(run.stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"prepare_dataset", "extract_image", "train_sae", "report"} <= rules
+    for rule, wildcards in jobs:
+        if rule in AGGREGATES:
+            continue
+        dataset = wildcards.get("dataset") or wildcards.get("name", "").removeprefix("classes_")
+        assert dataset == "colors", (rule, wildcards)
+    assert "build_embedded_clip" not in rules

@@ -1,0 +1,96 @@
+"""Zero-shot accuracy of CLIP and CLIP+SAE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from clipsae.clip import load_clip
+from clipsae.datasets import build_dataset
+from clipsae.sae import SAEConfig, TopKSAE
+from clipsae.zeroshot import ZeroShotTally, zeroshot_on_embeddings, zeroshot_spliced
+
+
+def identity_sae(d: int) -> TopKSAE:
+    """A real TopK SAE that reconstructs exactly: decoder rows [I; -I] carry x+ and x-.
+
+    With b_dec = 0 and W_enc = [I, -I], the ReLU codes are (x)+ and (-x)+; at most d of them are
+    positive, so k = d keeps all of them and decode gives x back.
+    """
+    sae = TopKSAE(SAEConfig(arch="topk", d_in=d, d_sae=2 * d, k=d))
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.cat([eye, -eye]))
+        sae.W_enc.copy_(torch.cat([eye, -eye]).T)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def test_tally_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    classes = rng.normal(size=(5, 16)).astype(np.float32)
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    clean = rng.normal(size=(40, 16)).astype(np.float32)
+    noisy = clean + 0.5 * rng.normal(size=clean.shape).astype(np.float32)
+    labels = rng.integers(0, 5, size=40)
+    tally = ZeroShotTally(classes, logit_scale=10.0)
+    for s in (slice(0, 13), slice(13, 40)):
+        tally.update(
+            torch.from_numpy(clean[s]), torch.from_numpy(noisy[s]), torch.from_numpy(labels[s])
+        )
+    got = tally.result()
+
+    def logp(x):
+        return F.log_softmax(
+            10.0 * F.normalize(torch.from_numpy(x), dim=-1) @ torch.from_numpy(classes).T, -1
+        )
+
+    lc, ln = logp(clean), logp(noisy)
+    assert got["accuracy_clip"] == pytest.approx(float((lc.argmax(1).numpy() == labels).mean()))
+    assert got["accuracy_sae"] == pytest.approx(float((ln.argmax(1).numpy() == labels).mean()))
+    assert got["agreement"] == pytest.approx(float((lc.argmax(1) == ln.argmax(1)).float().mean()))
+    kl = (lc.exp() * (lc - ln)).sum(1).mean()
+    assert got["kl_clip_to_sae"] == pytest.approx(float(kl), rel=1e-4)
+
+
+def test_identity_sae_leaves_embedding_zero_shot_unchanged():
+    rng = np.random.default_rng(1)
+    classes = rng.normal(size=(4, 8)).astype(np.float32)
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    emb = rng.normal(size=(30, 8)).astype(np.float32)
+    labels = rng.integers(0, 4, size=30)
+    sae = identity_sae(8)
+    with torch.no_grad():
+        torch.testing.assert_close(sae(torch.from_numpy(emb)), torch.from_numpy(emb))
+    result = zeroshot_on_embeddings(
+        [(emb[:17], labels[:17]), (emb[17:], labels[17:])], classes, sae, torch.device("cpu")
+    )
+    assert result["accuracy_sae"] == result["accuracy_clip"]
+    assert result["agreement"] == 1.0
+    assert result["kl_clip_to_sae"] == pytest.approx(0.0, abs=1e-6)
+    assert result["n"] == 30
+
+
+def test_spliced_identity_sae_equals_clip_and_a_bad_sae_does_not():
+    torch.manual_seed(0)
+    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    dataset = build_dataset("s", {"source": "synthetic", "n_train": 0, "n_test": 12, "seed": 4})
+    records = dataset.records()
+    classes = (
+        np.random.default_rng(2).normal(size=(len(dataset.class_names), 128)).astype(np.float32)
+    )
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    width = clip.model.visual.transformer.width
+    same = zeroshot_spliced(
+        clip, dataset, records, "block1", classes, identity_sae(width), batch_size=5
+    )
+    assert same["accuracy_sae"] == same["accuracy_clip"]
+    assert same["agreement"] == 1.0
+    assert same["kl_clip_to_sae"] == pytest.approx(0.0, abs=1e-5)
+    broken = zeroshot_spliced(
+        clip, dataset, records, "block1", classes, lambda x: -5 * x, batch_size=5
+    )
+    assert broken["kl_clip_to_sae"] > 1e-3
