@@ -34,9 +34,8 @@ REASONS = (
     "unreadable",  # the file cannot be opened (missing, permissions)
     "not_an_image",  # no image format recognises the bytes
     "truncated",  # the data stops early (interrupted copy or download)
-    "decode_error",  # recognised but corrupt
+    "decode_error",  # recognised but corrupt, or in a mode with no RGB reading
     "too_large",  # more pixels than max_image_pixels (a decompression bomb, or just huge)
-    "unsupported_mode",  # decoded, but has no RGB reading (e.g. multi-band scientific data)
 )
 POLICY_KEYS = ("strict", "max_image_pixels")
 
@@ -147,10 +146,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         background = Image.new("RGBA", image.size, (*ALPHA_BACKGROUND, 255))
         return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise BadImage("unsupported_mode", f"mode {image.mode}: {exc}") from exc
+    return image.convert("RGB")
 
 
 def _grey16_to_rgb(image: Image.Image) -> Image.Image:
