@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,15 @@ def eval_reconstruction(
     atomic_write_json(metrics, Path(out_json))
 
 
+def labelled_batches(acts_dir: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(activations, labels) batches of an extraction, in row order."""
+    labels = read_row_labels(acts_dir)
+    start = 0
+    for batch in ActivationStore(acts_dir).iter_batches(EVAL_BATCH):
+        yield batch, labels[start : start + len(batch)]
+        start += len(batch)
+
+
 def eval_zeroshot(
     sae_dir: Path,
     acts_dir: Path,
@@ -147,13 +157,7 @@ def eval_zeroshot(
     sae = load_sae(Path(sae_dir), dev).eval()
     classes = np.load(classes_npy)
     if parse_layer(layer, model["arch"]) is None:
-        store = ActivationStore(acts_dir)
-        labels = read_row_labels(Path(acts_dir))
-        batches = (
-            (batch, labels[i * EVAL_BATCH : i * EVAL_BATCH + len(batch)])
-            for i, batch in enumerate(store.iter_batches(EVAL_BATCH))
-        )
-        result = zeroshot_on_embeddings(batches, classes, sae, dev)
+        result = zeroshot_on_embeddings(labelled_batches(Path(acts_dir)), classes, sae, dev)
     else:
         clip = open_model(model, weights, device)
         dataset, records = _split_records(dataset_name, dataset_entry, index_dir, "test")
@@ -230,7 +234,14 @@ def name_by_vocab(
     top_n: int,
     center: bool,
 ) -> None:
-    vocab = pl.read_parquet(Path(vocab_npy).with_suffix(".parquet"))
     directions = concept_directions(Path(sae_dir), layer, model, weights)
+    name_directions(directions, Path(vocab_npy), Path(out_csv), top_n, center)
+
+
+def name_directions(
+    directions: np.ndarray, vocab_npy: Path, out_csv: Path, top_n: int, center: bool
+) -> None:
+    """Name each direction by its nearest concepts in an embedded vocabulary (``embed_vocab``)."""
+    vocab = pl.read_parquet(Path(vocab_npy).with_suffix(".parquet"))
     names = name_latents(directions, np.load(vocab_npy), vocab, top_n=top_n, center=center)
     write_names_csv(names, Path(out_csv))

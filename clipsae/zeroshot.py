@@ -74,7 +74,7 @@ def zeroshot_on_embeddings(
     tally = ZeroShotTally(class_embeddings)
     for emb, labels in batches:
         clean = torch.as_tensor(emb, device=device)
-        tally.update(clean, reconstruct(clean), torch.as_tensor(labels))
+        tally.update(clean, reconstruct(clean), torch.tensor(labels))
     return {**tally.result(), "method": "embedding"}
 
 

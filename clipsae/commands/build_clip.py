@@ -1,0 +1,25 @@
+"""Train the embedded tiny CLIP on generated captions (the build_embedded_clip step)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clipsae import steps
+from clipsae.embedded import BuildConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", default="clipsae-tiny-vit", help="open_clip architecture")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    defaults = BuildConfig()
+    for key in ("n_images", "steps", "batch_size", "lr", "seed"):
+        value = getattr(defaults, key)
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def run(args: argparse.Namespace) -> int:
+    build = {k: getattr(args, k) for k in ("n_images", "steps", "batch_size", "lr", "seed")}
+    steps.build_model(args.arch, build, args.out, args.device)
+    return 0

@@ -1,0 +1,29 @@
+"""Embed zero-shot class prompts or a bilingual concept vocabulary with a CLIP text tower."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clipsae import steps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="open_clip architecture")
+    parser.add_argument("--pretrained", default="none", help="tag, checkpoint path, or none")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--classes", type=Path, help="classes.json of a prepared dataset")
+    what.add_argument("--vocab", type=Path, help="bilingual TSV with columns en, ru")
+    parser.add_argument(
+        "--template", action="append", help="prompt template with {} (repeatable; classes only)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output .npy (+ .parquet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    model = {"arch": args.model, "pretrained": args.pretrained}
+    if args.classes is not None:
+        steps.embed_classes(model, None, args.classes, args.template, args.out)
+    else:
+        steps.embed_vocab(model, None, args.vocab, args.out)
+    return 0

@@ -1,0 +1,21 @@
+"""Per-latent statistics and the top-activating rows of every latent, in one streaming pass."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clipsae import steps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sae", type=Path, required=True, help="SAE checkpoint directory")
+    parser.add_argument("--activations", type=Path, required=True, help="shard directory")
+    parser.add_argument("--top-k", type=int, default=9, help="rows kept per latent")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def run(args: argparse.Namespace) -> int:
+    steps.encode_features(args.sae, args.activations, args.out, args.top_k, args.device)
+    return 0
