@@ -133,6 +133,7 @@ class _Journal:
     fingerprint: str
     shards: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    resumed_at: int = 0  # ``end`` when this attempt began
 
     @property
     def end(self) -> int:
@@ -144,7 +145,9 @@ class _Journal:
         return [p for p in range(self.end) if p not in bad]
 
     def skip(self, position: int, bad: BadImage) -> None:
-        self.skipped.append({"position": position, "reason": bad.reason, "detail": bad.detail})
+        """Record a bad image, unless an earlier attempt did (a resume re-reads a few images)."""
+        if position >= self.resumed_at:
+            self.skipped.append({"position": position, "reason": bad.reason, "detail": bad.detail})
 
     def add_shard(self, info: ShardInfo, end: int) -> None:
         self.shards.append({**asdict(info), "end": end})
@@ -167,6 +170,7 @@ def _resume(partial: Path, fingerprint: str) -> _Journal:
                 break
             journal.shards.append(shard)
         journal.skipped = [s for s in old["skipped"] if s["position"] < journal.end]
+        journal.resumed_at = journal.end
     _remove_all_but(partial, {s["file"] for s in journal.shards})
     if journal.shards:
         log.info(
@@ -268,12 +272,15 @@ def extract_activations(
         num_workers,
         desc=layer,
         on_skip=journal.skip,
-        start=journal.end,
+        # Restart at the batch that holds the first missing record: a batch's make-up changes
+        # float rounding, so re-running the same batches gives the bytes an unbroken run gives.
+        start=journal.resumed_at - journal.resumed_at % batch_size,
     ):
         with torch.autocast(clip.device.type, enabled=clip.device.type == "cuda"):
             acts = encoder(images).float().cpu().numpy()
-        writer.positions.extend(positions.tolist())
-        writer.add(acts)
+        fresh = (positions >= journal.resumed_at).numpy()
+        writer.positions.extend(positions[fresh].tolist())
+        writer.add(acts[fresh])
     return _finish(writer, records, out_dir)
 
 
