@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -40,7 +41,43 @@ GPU_RULES = {
 CPU_RULES = {"prepare_dataset", "eval_reconstruction", "collages", "name_by_vocab"}
 LOCAL_RULES = {"results_table", "report"}
 # The CI node announces more than the machine has, so that the real workflow's requests fit.
-NODE_ENV = {"SLURM_CI_CPUS": "16", "SLURM_CI_MEM_MB": "65536", "SLURM_CI_FAKE_GPUS": "1"}
+# Two fake GPUs let two GPU jobs overlap, as they would on a real multi-GPU node.
+NODE_ENV = {"SLURM_CI_CPUS": "16", "SLURM_CI_MEM_MB": "65536", "SLURM_CI_FAKE_GPUS": "2"}
+# The demo workflow cut down to one model layer, dataset and SAE, each as small as the schema
+# allows: 8 SLURM jobs in 5 waves plus the local results_table.
+REAL_CI_CONFIG = {
+    "vocabulary": "config/vocab/concepts_en_ru.tsv",
+    "models": {
+        "tiny": {
+            "arch": "clipsae-tiny-vit",
+            "pretrained": "build",
+            "layers": ["final"],
+            "batch_size": 64,
+            "build": {"n_images": 64, "steps": 2, "batch_size": 32, "seed": 0},
+        }
+    },
+    "datasets": {
+        "shapes": {
+            "source": "synthetic",
+            "label_by": "shape",
+            "n_train": 64,
+            "n_test": 32,
+            "seed": 1,
+            "templates": ["a photo of a {}."],
+        }
+    },
+    "saes": {
+        "topk": {
+            "arch": "topk",
+            "k": 4,
+            "expansion": 2,
+            "batch_size": 32,
+            "epochs": 1,
+            "warmup_steps": 1,
+            "val_every": 1,
+        }
+    },
+}
 
 
 def require_plugin() -> None:
@@ -166,8 +203,13 @@ class Run:
 
     def slurm_job_ids(self) -> dict[str, str]:
         """'<rule>/<wildcards>' -> SLURM job id, from the plugin's per-job log files."""
-        logs = (self.workdir / ".snakemake" / "slurm_logs").glob("rule_*/*/*.log")
-        return {f"{log.parent.parent.name[5:]}/{log.parent.name}": log.stem for log in logs}
+        logs = (self.workdir / ".snakemake" / "slurm_logs").glob("rule_*/**/*.log")
+        return {self._job_name(log): log.stem for log in logs}
+
+    def _job_name(self, log: Path) -> str:
+        """'<rule>/<wildcards>'; the plugin puts the log of a job without wildcards one level up."""
+        relative = log.relative_to(self.workdir / ".snakemake" / "slurm_logs").parent.parts
+        return f"{relative[0].removeprefix('rule_')}/{'/'.join(relative[1:])}"
 
 
 def run_snakemake(workdir: Path, *args: str) -> Run:
@@ -228,21 +270,23 @@ def cluster() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def toy_on_slurm(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    run = run_on_slurm(copy_toy(tmp_path_factory.mktemp("slurm") / "toy"))
-    assert run.returncode == 0, run.output[-5000:]
-    return run
+    """One run for all toy checks: the whole toy workflow plus a job that fails on purpose
+    (--keep-going, so the failure neither stops the rest nor hides the exit status)."""
+    workdir = copy_toy(tmp_path_factory.mktemp("slurm") / "toy")
+    return run_on_slurm(workdir, "--keep-going", "all", "results/failed.txt")
 
 
 @pytest.mark.slurm
 def test_every_cluster_job_is_a_slurm_job(toy_on_slurm: Run) -> None:
     ids = toy_on_slurm.slurm_job_ids()
     expected = {"prepare_dataset/a", "prepare_dataset/b", "train_sae/a", "train_sae/b"}
-    assert set(ids) == expected  # results_table is a localrule: no SLURM job
+    assert set(ids) - {"fail_on_purpose/"} == expected  # results_table is a localrule
     assert len(set(ids.values())) == len(ids)
     for job, job_id in ids.items():
         rule, branch = job.split("/")
-        rule_log = (toy_on_slurm.workdir / "logs" / rule / f"{branch}.log").read_text()
-        assert f"job={job_id}" in rule_log  # the rule itself ran inside that SLURM job
+        if rule != "fail_on_purpose":
+            rule_log = (toy_on_slurm.workdir / "logs" / rule / f"{branch}.log").read_text()
+            assert f"job={job_id}" in rule_log  # the rule itself ran inside that SLURM job
 
 
 @pytest.mark.slurm
@@ -257,14 +301,14 @@ def test_gpu_rule_asks_slurm_for_a_gpu(toy_on_slurm: Run) -> None:
         assert f"-p {gpu_partition}" in calls[f"rule_train_sae_wildcards_{branch}"]
         assert "--gpus" not in calls[f"rule_prepare_dataset_wildcards_{branch}"]
         assert f"-p {cpu_partition}" in calls[f"rule_prepare_dataset_wildcards_{branch}"]
-        # slurmd handed the job the fake GPU.
+        # slurmd handed the job one of the fake GPUs.
         train_log = toy_on_slurm.workdir / "logs" / "train_sae" / f"{branch}.log"
-        assert "gpus=0" in train_log.read_text()
+        assert re.search(r"gpus=\d+$", train_log.read_text().strip())
 
 
 @pytest.mark.slurm
 def test_slurm_outputs_equal_a_local_run(toy_on_slurm: Run, tmp_path: Path) -> None:
-    local = run_snakemake(copy_toy(tmp_path / "toy"), "--cores", "2")
+    local = run_snakemake(copy_toy(tmp_path / "toy"), "--cores", "2", "all")
     assert local.returncode == 0, local.output[-3000:]
     slurm_results, local_results = toy_on_slurm.workdir / "results", local.workdir / "results"
     files = sorted(p.relative_to(slurm_results) for p in slurm_results.rglob("*") if p.is_file())
@@ -277,13 +321,28 @@ def test_slurm_outputs_equal_a_local_run(toy_on_slurm: Run, tmp_path: Path) -> N
 
 
 @pytest.mark.slurm
-def test_failing_slurm_job_fails_the_run(cluster: None, tmp_path: Path) -> None:
-    run = run_on_slurm(
-        copy_toy(tmp_path / "toy"), "results/data/b.txt", "--config", "fail_branch=b"
+def test_failing_slurm_job_fails_the_run(toy_on_slurm: Run) -> None:
+    assert toy_on_slurm.returncode != 0
+    errors = re.findall(
+        r"Error in rule (\w+):\n\s+message: SLURM-job '(\d+)' failed, SLURM status is: '(\w+)'",
+        toy_on_slurm.output,
     )
-    assert run.returncode != 0
-    assert "SLURM status is: 'FAILED'" in run.output, run.output[-3000:]
-    assert not (run.workdir / "results" / "data" / "b.txt").exists()
+    assert [(rule, status) for rule, _, status in errors] == [("fail_on_purpose", "FAILED")]
+    assert not (toy_on_slurm.workdir / "results" / "failed.txt").exists()
+
+
+@pytest.mark.slurm
+def test_real_workflow_runs_on_slurm(cluster: None, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "workflow")
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(REAL_CI_CONFIG))
+    run = run_on_slurm(workdir, "results/tables/results.parquet")
+    assert run.returncode == 0, run.output[-5000:]
+    assert pl.read_parquet(workdir / "results" / "tables" / "results.parquet").height > 0
+    rules_run = {job.split("/")[0] for job in run.slurm_job_ids()}
+    assert rules_run == GPU_RULES - {"encode_features"} | {"prepare_dataset", "eval_reconstruction"}
+    for comment, call in run.sbatch_calls().items():
+        rule = re.match(r"rule_(\w+?)_wildcards_", comment).group(1)
+        assert ("--gpus=1" in call) == (rule in GPU_RULES), call
 
 
 @pytest.mark.slurm

@@ -24,7 +24,7 @@
 #
 # Knobs: SLURM_CI_NETNS (default slurmci; empty = no namespace, daemons on all interfaces),
 # SLURM_CI_DIR (/var/lib/slurm-ci), SLURM_CI_PARTITIONS (space separated, the first is the
-# default; "debug"), SLURM_CI_MEM_MARGIN_MB (1024), SLURM_CI_FAKE_GPUS (1 or 0), and
+# default; "debug"), SLURM_CI_MEM_MARGIN_MB (1024), SLURM_CI_FAKE_GPUS (0-4; 1), and
 # SLURM_CI_CPUS / SLURM_CI_MEM_MB to announce a bigger node than the machine is (slurmd is
 # told to trust slurm.conf), so that a production profile's requests fit unchanged.
 set -euo pipefail
@@ -137,7 +137,7 @@ node_memory_mb() {
 render_slurm_conf() {
     local host gres="" overrides="" part default=YES
     host=$(hostname -s)
-    [[ $FAKE_GPUS == 1 ]] && gres="Gres=gpu:1"
+    ((FAKE_GPUS > 0)) && gres="Gres=gpu:$FAKE_GPUS"
     [[ -n $FAKE_CPUS$FAKE_MEM_MB ]] && overrides="SlurmdParameters=config_overrides"
     cat <<EOF
 # Written by clipsae tests/slurm/cluster.sh; rewritten on every \`up\`.
@@ -190,21 +190,27 @@ EOF
 
 # Returns 0 if the configuration changed.
 write_config() {
-    local new changed=1
+    local changed=1
     mkdir -p "$CONF_DIR" "$CI_DIR/ctld" "$CI_DIR/d" "$RUN_DIR" "$LOG_DIR"
-    new=$(render_slurm_conf)
-    if [[ ! -f $CONF_DIR/slurm.conf || $(<"$CONF_DIR/slurm.conf") != "$new" ]]; then
-        printf '%s\n' "$new" >"$CONF_DIR/slurm.conf"
-        changed=0
-    fi
-    # A count-only GPU is rejected by gres/gpu ("count reported lower than configured");
-    # a device file, even /dev/null, makes the fake GPU schedulable.
-    if [[ $FAKE_GPUS == 1 ]]; then
-        echo "NodeName=$(hostname -s) Name=gpu File=/dev/null" >"$CONF_DIR/gres.conf"
-    else
-        : >"$CONF_DIR/gres.conf"
-    fi
+    update_file "$CONF_DIR/slurm.conf" "$(render_slurm_conf)" && changed=0
+    update_file "$CONF_DIR/gres.conf" "$(render_gres_conf)" && changed=0
     return "$changed"
+}
+
+# Write $2 into file $1; returns 0 if the content changed.
+update_file() {
+    [[ -f $1 && $(<"$1") == "$2" ]] && return 1
+    printf '%s\n' "$2" >"$1"
+}
+
+# A count-only GPU is rejected by gres/gpu ("count reported lower than configured"); any
+# character device, even /dev/null, makes a fake GPU schedulable. One device per GPU.
+render_gres_conf() {
+    local devices=(/dev/null /dev/zero /dev/full /dev/urandom) i
+    ((FAKE_GPUS <= ${#devices[@]})) || unsupported "at most ${#devices[@]} fake GPUs"
+    for ((i = 0; i < FAKE_GPUS; i++)); do
+        echo "NodeName=$(hostname -s) Name=gpu File=${devices[i]}"
+    done
 }
 
 munge_works() { [[ -S $MUNGE_SOCKET ]] && munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
@@ -247,7 +253,7 @@ wait_for_idle_node() {
 smoke_test() {
     in_ns srun -t 1 hostname >/dev/null
     in_ns sbatch --wait -t 1 -o /dev/null --wrap true >/dev/null
-    if [[ $FAKE_GPUS == 1 ]]; then
+    if ((FAKE_GPUS > 0)); then
         [[ $(in_ns srun -t 1 --gpus=1 printenv CUDA_VISIBLE_DEVICES) == 0 ]]
     fi
 }
