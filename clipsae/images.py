@@ -31,7 +31,7 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA", "P"})
 # The closed set of reasons, stable strings that ``skipped.parquet`` can be grouped by.
 REASONS = (
     "empty_file",  # zero bytes
-    "unreadable",  # the file cannot be opened (missing, permissions)
+    "unreadable",  # the file cannot be opened (missing, a directory, no permission)
     "not_an_image",  # no image format recognises the bytes
     "truncated",  # the data stops early (interrupted copy or download)
     "decode_error",  # recognised but corrupt, or in a mode with no RGB reading
@@ -85,13 +85,20 @@ def load_rgb(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIX
             return to_rgb(ImageOps.exif_transpose(image))
     except BadImage:
         raise
-    except Image.DecompressionBombError as exc:
-        raise BadImage("too_large", str(exc)) from exc
-    except UnidentifiedImageError as exc:
-        raise BadImage("not_an_image", "no image format recognises its bytes") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = "truncated" if "truncated" in str(exc).lower() else "decode_error"
-        raise BadImage(reason, f"{type(exc).__name__}: {exc}") from exc
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _bad(exc, max_pixels) from exc
+
+
+def _bad(exc: Exception, max_pixels: int) -> BadImage:
+    """Name what went wrong; Pillow's exception types only partly say it."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return BadImage("too_large", f"over max_image_pixels {max_pixels}: {exc}")
+    if isinstance(exc, UnidentifiedImageError):  # its message is just the file's name
+        return BadImage("not_an_image", "no image format recognises its bytes")
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return BadImage("unreadable", detail)
+    return BadImage("truncated" if "truncated" in str(exc).lower() else "decode_error", detail)
 
 
 def _file_size(path: str | Path) -> int:

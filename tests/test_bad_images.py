@@ -170,10 +170,20 @@ def test_each_bad_file_has_its_reason(tmp_path, rel):
     assert caught.value.reason == reason
 
 
-def test_missing_file_is_unreadable(tmp_path):
+@pytest.mark.parametrize("name", ["gone.jpg", "folder.jpg"])
+def test_missing_file_or_directory_is_unreadable(tmp_path, name):
+    (tmp_path / "folder.jpg" / "inside").mkdir(parents=True)
     with pytest.raises(BadImage) as caught:
-        load_rgb(tmp_path / "gone.jpg")
+        load_rgb(tmp_path / name)
     assert caught.value.reason == "unreadable"
+
+
+def test_corrupt_data_in_a_recognised_format_is_a_decode_error():
+    data = bytearray(_png(_noise(0)))
+    data[100:140] = bytes(b ^ 0x55 for b in data[100:140])  # inside the pixel data
+    with pytest.raises(BadImage) as caught:
+        load_rgb(bytes(data))
+    assert caught.value.reason == "decode_error"
 
 
 def test_pixel_limit_is_per_call_and_restored():
