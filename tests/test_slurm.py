@@ -170,6 +170,33 @@ def test_real_workflow_dry_run_gives_gpu_only_to_gpu_rules(tmp_path: Path) -> No
         assert all(r["slurm_partition"] != gpu_partition for r in jobs[rule]), rule
 
 
+GPU_PAIR_SNAKEFILE = """
+rule all:
+    input: expand("{name}.span", name=["one", "two"])
+rule gpu_job:
+    output: "{name}.span"
+    resources: gpu=1
+    shell: "date +%s.%N > {output}; sleep 1; date +%s.%N >> {output}"
+"""
+
+
+def test_local_profile_never_runs_two_gpu_jobs_at_once(tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(GPU_PAIR_SNAKEFILE)
+    result = subprocess.run(
+        [SNAKEMAKE, "--workflow-profile", REPO / "profiles" / "local", "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    spans = sorted(
+        tuple(map(float, (tmp_path / f"{name}.span").read_text().split()))
+        for name in ("one", "two")
+    )
+    assert spans[0][1] <= spans[1][0]  # the second started after the first ended
+
+
 # --- a real cluster -------------------------------------------------------------------------
 
 
