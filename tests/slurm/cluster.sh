@@ -262,8 +262,8 @@ cmd_up() {
     [[ $EUID -eq 0 ]] || unsupported "must run as root"
     mkdir -p "$CI_DIR" "$LOG_DIR"
     install_packages
-    link_config
     make_netns
+    link_config
     local changed=1
     write_config && changed=0
     start_munge
