@@ -4,12 +4,20 @@ I/O and the trainer."""
 from clipsae.sae.base import ARCHITECTURES, SAE, TrainLoss, build_sae, register
 from clipsae.sae.config import SAEConfig, TrainConfig
 from clipsae.sae.io import load_sae, save_sae
-from clipsae.sae.topk import TopKSAE
+from clipsae.sae.jumprelu import JumpReLUSAE
+from clipsae.sae.matryoshka import MatryoshkaKSAE, MatryoshkaPrefixSAE
+from clipsae.sae.relu import ReLUSAE
+from clipsae.sae.topk import BatchTopKSAE, TopKSAE
 from clipsae.sae.train import train_sae
 
 __all__ = [
     "ARCHITECTURES",
     "SAE",
+    "BatchTopKSAE",
+    "JumpReLUSAE",
+    "MatryoshkaKSAE",
+    "MatryoshkaPrefixSAE",
+    "ReLUSAE",
     "SAEConfig",
     "TopKSAE",
     "TrainConfig",

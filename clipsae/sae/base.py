@@ -41,7 +41,9 @@ def build_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
 @dataclass
 class TrainLoss:
     """One batch's objective and the statistics the trainer logs and uses for dead-latent tracking.
-    ``fire_counts`` (d_sae,) counts the rows of the batch on which each latent was active."""
+    ``aux_loss`` is the unweighted auxiliary term (AuxK for the TopK family, the sparsity penalty
+    for ReLU and JumpReLU); ``fire_counts`` (d_sae,) counts the rows of the batch on which each
+    latent was active."""
 
     loss: Tensor
     mse: Tensor
@@ -49,11 +51,24 @@ class TrainLoss:
     l0: Tensor
     fire_counts: Tensor
 
+    @classmethod
+    def from_codes(cls, loss: Tensor, mse: Tensor, aux_loss: Tensor, codes: Tensor) -> TrainLoss:
+        """Statistics of dense (B, d_sae) codes, detached: they are logged, never optimised."""
+        active = codes.detach() > 0
+        return cls(loss, mse, aux_loss, active.sum(dim=1).float().mean(), active.sum(dim=0))
+
+
+def ramp(step: int, steps: int) -> float:
+    """Linear warm-up factor: 1/steps at step 0, 1 from ``steps - 1`` on (always 1 if 0 steps)."""
+    return min(1.0, (step + 1) / steps) if steps > 0 else 1.0
+
 
 class SAE(nn.Module, ABC):
     """Base sparse autoencoder: ``x_hat = decode(encode(x))`` with a unit-norm-row decoder."""
 
     arch: ClassVar[str]
+    # Parameters with one slice per latent, and the axis it is on: what resampling re-initialises.
+    latent_axes: ClassVar[dict[str, int]] = {"W_enc": 1, "b_enc": 0, "W_dec": 0}
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -79,9 +94,13 @@ class SAE(nn.Module, ABC):
     def encode(self, x: Tensor) -> Tensor:
         """Non-negative codes (B, d_sae) as a dense tensor."""
 
+    def reconstruct(self, codes: Tensor) -> Tensor:
+        """Reconstruction in training units from dense codes (what the training losses compare)."""
+        return torch.addmm(self.b_dec, codes, self.W_dec)
+
     def decode(self, codes: Tensor) -> Tensor:
         """Reconstruction in the original input units from dense codes."""
-        return torch.addmm(self.b_dec, codes, self.W_dec) / self.scale
+        return self.reconstruct(codes) / self.scale
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_codes(x)[1]
@@ -96,8 +115,18 @@ class SAE(nn.Module, ABC):
         return None
 
     @abstractmethod
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig) -> TrainLoss:
-        """Objective on a batch of raw inputs; ``dead`` is the (d_sae,) mask of dead latents."""
+    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
+        """Objective on a batch of raw inputs at optimiser step ``step`` (for schedules such as a
+        sparsity warm-up); ``dead`` is the (d_sae,) mask of dead latents."""
+
+    @torch.no_grad()
+    def resample(self, latents: Tensor, directions: Tensor, enc_norm: float) -> None:
+        """Re-point ``latents`` at unit ``directions`` (n, d_in) in training units, centred on
+        ``b_dec``: the decoder row becomes the direction and the encoder column the same
+        direction with norm ``enc_norm``, so the latent fires on the inputs it was taken from."""
+        self.W_dec[latents] = directions
+        self.W_enc[:, latents] = directions.t() * enc_norm
+        self.b_enc[latents] = 0.0
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:

@@ -1,8 +1,10 @@
-"""TopK SAE (Gao et al. 2024, "Scaling and evaluating sparse autoencoders") with the AuxK loss.
+"""The TopK family: TopK (Gao et al. 2024, "Scaling and evaluating sparse autoencoders") with the
+AuxK loss, and BatchTopK (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders").
 
-The encoder keeps the k largest ReLU pre-activations per row. Everything after the single dense
-encoder matmul works on the (B, k) active set through ``clipsae.sae.ops``, so the decoder and both
-backward passes cost O(B k d_in) instead of O(B d_sae d_in).
+Both choose an active set with one dense, gradient-free encoder matmul; everything after it works
+on the (B, width) active set through ``clipsae.sae.ops``, so the decoder and both backward passes
+cost O(B width d_in) instead of O(B d_sae d_in). Subclasses change what is selected
+(``_train_select``) and what is reconstructed from it (``_recon_objective``), not the kernels.
 """
 
 from __future__ import annotations
@@ -17,31 +19,56 @@ from clipsae.sae.ops import gathered_linear, sorted_topk, sparse_decode
 
 @register("topk")
 class TopKSAE(SAE):
+    """Exactly the k largest ReLU pre-activations of each row are kept."""
+
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
         if cfg.k is None:
-            raise ValueError("a TopK SAE needs k")
+            raise ValueError(f"a {type(self).__name__} needs k")
         super().__init__(cfg, generator)
         self.k = cfg.k
 
+    def _pre(self, centred: Tensor) -> Tensor:
+        """Pre-activations without a graph: they only choose the active set."""
+        with torch.no_grad():
+            return torch.addmm(self.b_enc, centred, self.W_enc)
+
+    def _gather(self, centred: Tensor, top: Tensor, indices: Tensor) -> Tensor:
+        """The chosen pre-activations as ReLU codes with the sparse backward attached."""
+        return gathered_linear(centred, self.W_enc, self.b_enc, indices, top).relu()
+
     def _select(self, centred: Tensor, k: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Active set ``(values, indices)`` of the top-k ReLU pre-activations among ``mask``."""
-        with torch.no_grad():
-            pre = torch.addmm(self.b_enc, centred, self.W_enc)
-            if mask is not None:
-                pre.masked_fill_(~mask, float("-inf"))
-            top, indices = sorted_topk(pre, k)
-        return gathered_linear(centred, self.W_enc, self.b_enc, indices, top).relu(), indices
+        pre = self._pre(centred)
+        if mask is not None:
+            pre.masked_fill_(~mask, float("-inf"))
+        top, indices = sorted_topk(pre, k)
+        return self._gather(centred, top, indices), indices
+
+    def _train_select(self, centred: Tensor, tcfg: TrainConfig) -> tuple[Tensor, Tensor]:
+        return self._select(centred, self.k)
+
+    def reconstruct_sparse(self, values: Tensor, indices: Tensor) -> Tensor:
+        """Reconstruction in training units from an active set."""
+        return sparse_decode(values, indices, self.W_dec) + self.b_dec
+
+    def _recon_objective(
+        self, target: Tensor, values: Tensor, indices: Tensor, tcfg: TrainConfig
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(objective, mse, error)``: the reconstruction term of the loss, the plain MSE of the
+        full reconstruction and its error, whose residual AuxK learns."""
+        error = target - self.reconstruct_sparse(values, indices)
+        mse = error.pow(2).mean()
+        return mse, mse, error
 
     def encode_sparse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Codes as ``(values, indices)``, each (B, k); indices sorted within a row."""
+        """Codes as ``(values, indices)``, each (B, width); indices sorted within a row."""
         return self._select(x * self.scale - self.b_dec, self.k)
 
     def decode_sparse(self, values: Tensor, indices: Tensor) -> Tensor:
-        return (sparse_decode(values, indices, self.W_dec) + self.b_dec) / self.scale
+        return self.reconstruct_sparse(values, indices) / self.scale
 
     def encode(self, x: Tensor) -> Tensor:
-        values, indices = self.encode_sparse(x)
-        return values.new_zeros(len(x), self.cfg.d_sae).scatter(1, indices, values)
+        return self.forward_with_codes(x)[0]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode_sparse(*self.encode_sparse(x))
@@ -54,17 +81,16 @@ class TopKSAE(SAE):
     def dense_codes(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
         target = x * self.scale
         centred = target - self.b_dec
-        values, indices = self._select(centred, self.k)
-        error = target - (sparse_decode(values, indices, self.W_dec) + self.b_dec)
-        mse = error.pow(2).mean()
+        values, indices = self._train_select(centred, tcfg)
+        objective, mse, error = self._recon_objective(target, values, indices, tcfg)
         aux = self._aux_loss(centred, error.detach(), dead, tcfg)
-        active = values > 0
+        active = values.detach() > 0
         fire_counts = torch.bincount(indices[active], minlength=self.cfg.d_sae)
         l0 = active.sum(dim=1).float().mean()
-        return TrainLoss(mse + tcfg.aux_k_coef * aux, mse, aux, l0, fire_counts)
+        return TrainLoss(objective + tcfg.aux_k_coef * aux, mse, aux, l0, fire_counts)
 
     def _aux_loss(self, centred: Tensor, error: Tensor, dead: Tensor, tcfg: TrainConfig) -> Tensor:
         """AuxK: the top ``aux_k`` dead latents reconstruct the main model's residual, giving
@@ -78,3 +104,45 @@ class TopKSAE(SAE):
         residual_hat = sparse_decode(values, indices, self.W_dec)
         spread = (error - error.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
         return (residual_hat - error).pow(2).sum() / spread
+
+
+@register("batchtopk")
+class BatchTopKSAE(TopKSAE):
+    """Training keeps the k·B largest ReLU pre-activations of the whole batch, so rows share a
+    budget of k per row on average. Inference cannot depend on the batch, so it keeps every
+    pre-activation at or above ``threshold``: the exponential average (momentum
+    ``threshold_momentum``) of the smallest positive activation kept in each training batch,
+    a buffer saved with the weights. Until a first training step sets it (it starts at -1), any
+    positive pre-activation is kept."""
+
+    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__(cfg, generator)
+        self.register_buffer("threshold", torch.tensor(-1.0))
+
+    def _keep_above(self, centred: Tensor, pre: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+        """Active set of the pre-activations >= ``threshold`` (and > 0), padded to the widest
+        row with zero-valued entries so the fixed-width sparse kernels still apply."""
+        width = max(1, int(((pre >= threshold) & (pre > 0)).sum(dim=1).max()))
+        top, indices = sorted_topk(pre, width)
+        keep = (top >= threshold) & (top > 0)
+        return self._gather(centred, top, indices) * keep, indices
+
+    def _train_select(self, centred: Tensor, tcfg: TrainConfig) -> tuple[Tensor, Tensor]:
+        pre = self._pre(centred)
+        kept = pre.flatten().topk(min(self.k * len(pre), pre.numel())).values
+        positive = kept[kept > 0]
+        if len(positive):
+            self._update_threshold(float(positive[-1]), tcfg.threshold_momentum)
+        return self._keep_above(centred, pre, float(kept[-1]))
+
+    @torch.no_grad()
+    def _update_threshold(self, smallest_kept: float, momentum: float) -> None:
+        previous = float(self.threshold)
+        first = previous < 0
+        self.threshold.fill_(
+            smallest_kept if first else momentum * previous + (1 - momentum) * smallest_kept
+        )
+
+    def encode_sparse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        centred = x * self.scale - self.b_dec
+        return self._keep_above(centred, self._pre(centred), float(self.threshold.clamp_min(0)))

@@ -181,6 +181,51 @@ def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
     return fvu
 
 
+def _resample_due(step: int, total: int, tcfg: TrainConfig) -> bool:
+    """Resampling stops after ``resample_until`` of training so the last latents re-pointed have
+    time to settle before the model is saved."""
+    every = tcfg.resample_every
+    return every is not None and step % every == 0 and step <= tcfg.resample_until * total
+
+
+@torch.no_grad()
+def _resample_dead(
+    sae: SAE, opt: torch.optim.Adam, st: _State, x: torch.Tensor, tcfg: TrainConfig
+) -> None:
+    """Re-point dead latents at rows of the batch drawn with probability proportional to the
+    square of their squared reconstruction error (Bricken et al. 2023), at most one latent per
+    row: two latents started as clones would stay clones."""
+    dead = torch.nonzero(st.steps_since_fired >= tcfg.dead_steps_threshold).flatten()
+    if len(dead) == 0 or len(dead) == sae.cfg.d_sae:
+        return
+    centred = x * sae.scale - sae.b_dec
+    weights = (x - sae(x)).pow(2).sum(dim=1).pow(2)
+    n = min(len(dead), int((weights > 0).sum()))
+    gen = torch.Generator(device=x.device).manual_seed(tcfg.seed * 1_000_003 + st.step)
+    rows = torch.multinomial(weights, n, replacement=False, generator=gen)
+    latents = dead[torch.randperm(len(dead), generator=gen, device=x.device)[:n]]
+    alive = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=x.device)
+    alive[dead] = False
+    enc_norm = float(sae.W_enc[:, alive].norm(dim=0).mean()) * tcfg.resample_enc_scale
+    directions = centred[rows]
+    sae.resample(
+        latents, directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-12), enc_norm
+    )
+    _reset_adam_rows(sae, opt, latents)
+    st.steps_since_fired[latents] = 0
+
+
+def _reset_adam_rows(sae: SAE, opt: torch.optim.Adam, latents: torch.Tensor) -> None:
+    """Forget the Adam moments of re-pointed latents: moments of their old direction would
+    otherwise drive the first updates of the new one."""
+    params = dict(sae.named_parameters())
+    for name, axis in sae.latent_axes.items():
+        state = opt.state.get(params[name], {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key].index_fill_(axis, latents, 0.0)
+
+
 def train_sae(
     train: Activations,
     cfg: SAEConfig,
@@ -276,7 +321,7 @@ def _run_steps(
             for group in opt.param_groups:
                 group["lr"] = lr
             dead = st.steps_since_fired >= tcfg.dead_steps_threshold
-            out = sae.train_loss(x, dead, tcfg)
+            out = sae.train_loss(x, dead, tcfg, st.step)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             loss = float(out.loss.detach())
@@ -291,6 +336,8 @@ def _run_steps(
                 st.fire_counts.zero_()
             st.fire_counts += out.fire_counts
             st.step += 1
+            if _resample_due(st.step, total, tcfg):
+                _resample_dead(sae, opt, st, x, tcfg)
             st.train_seconds += time.perf_counter() - started
             validate = st.step % tcfg.val_every == 0 or st.step == total
             val_fvu = _val_fvu(sae, val_rows, tcfg) if validate else float("nan")
