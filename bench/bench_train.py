@@ -48,7 +48,7 @@ class DenseTopKSAE(TopKSAE):
         codes = self._dense_codes(x * self.scale - self.b_dec)
         return codes, self.decode(codes)
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
         target = x * self.scale
         codes = self._dense_codes(target - self.b_dec)
         mse = (target - torch.addmm(self.b_dec, codes, self.W_dec)).pow(2).mean()

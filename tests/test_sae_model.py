@@ -67,7 +67,7 @@ def test_sparse_gradients_equal_dense_autograd() -> None:
     sae = _sae(scale=0.6).double()
     x = torch.randn(40, 16, dtype=torch.float64)
     dead = torch.zeros(64, dtype=torch.bool)
-    sae.train_loss(x, dead, TrainConfig(aux_k_coef=0.0)).loss.backward()
+    sae.train_loss(x, dead, TrainConfig(aux_k_coef=0.0), 0).loss.backward()
     sparse = {n: p.grad.clone() for n, p in sae.named_parameters()}
     sae.zero_grad()
     _dense_topk_loss(sae, x).backward()
@@ -95,13 +95,13 @@ def test_aux_loss_only_trains_dead_latents() -> None:
     x = torch.randn(32, 16)
     dead = torch.zeros(64, dtype=torch.bool)
     dead[::2] = True
-    out = sae.train_loss(x, dead, TrainConfig(aux_k=5))
+    out = sae.train_loss(x, dead, TrainConfig(aux_k=5), 0)
     assert out.aux_loss > 0
     sae.zero_grad()
     out.aux_loss.backward()
     touched = sae.W_dec.grad.abs().sum(dim=1) > 0
     assert touched.any() and not (touched & ~dead).any()
-    no_dead = sae.train_loss(x, torch.zeros_like(dead), TrainConfig())
+    no_dead = sae.train_loss(x, torch.zeros_like(dead), TrainConfig(), 0)
     assert no_dead.aux_loss == 0 and torch.equal(no_dead.loss, no_dead.mse)
 
 
