@@ -33,7 +33,7 @@ from clipsae.clip import LoadedClip, VisionActivations, layer_width, parse_layer
 from clipsae.datasets import ImageDataset, Record
 from clipsae.images import BadImage
 from clipsae.sae.io import atomic_write_json
-from clipsae.shards import ShardInfo, ShardMeta, ShardWriter, _sha256
+from clipsae.shards import ShardInfo, ShardMeta, ShardWriter, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _resume(partial: Path, fingerprint: str) -> _Journal:
     elif old is not None:
         for shard in old["shards"]:
             path = partial / shard["file"]
-            if not path.is_file() or _sha256(path) != shard["sha256"]:
+            if not path.is_file() or file_sha256(path) != shard["sha256"]:
                 log.warning("%s is missing or changed: recomputing from there", path)
                 break
             journal.shards.append(shard)
@@ -204,15 +204,13 @@ class _JournaledWriter(ShardWriter):
     def __init__(
         self, directory: Path, d: int, dtype: str, shard_rows: int, extra: dict, journal: _Journal
     ) -> None:
-        super().__init__(directory, d, dtype, shard_rows, extra)
+        existing = [ShardInfo(s["file"], s["rows"], s["sha256"]) for s in journal.shards]
+        super().__init__(directory, d, dtype, shard_rows, extra, existing)
         self.journal = journal
         self.positions = journal.row_positions()
-        self._shards = [ShardInfo(s["file"], s["rows"], s["sha256"]) for s in journal.shards]
-        self._n_rows = sum(s.rows for s in self._shards)
 
-    def _flush(self, rows: int) -> None:
-        super()._flush(rows)
-        self.journal.add_shard(self._shards[-1], end=self.positions[self._n_rows - 1] + 1)
+    def shard_written(self, info: ShardInfo) -> None:
+        self.journal.add_shard(info, end=self.positions[self.n_rows - 1] + 1)
 
 
 def _fingerprint(clip: LoadedClip, records: Sequence[Record], settings: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -86,15 +86,25 @@ class ShardWriter:
         dtype: str = "float32",
         shard_rows: int = 65536,
         extra: dict | None = None,
+        existing: Sequence[ShardInfo] = (),
     ) -> None:
+        """``existing``: complete shards already in ``directory`` (a resumed job) to follow."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.d, self.dtype, self.shard_rows = d, np.dtype(dtype).name, shard_rows
         self.extra = dict(extra or {})
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
-        self._shards: list[ShardInfo] = []
-        self._n_rows = 0
+        self._shards: list[ShardInfo] = list(existing)
+        self._n_rows = sum(info.rows for info in existing)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in complete shards so far."""
+        return self._n_rows
+
+    def shard_written(self, info: ShardInfo) -> None:
+        """Called once a shard is complete on disk; a resumable job records its progress here."""
 
     def add(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch)
@@ -117,8 +127,10 @@ class ShardWriter:
         tmp = self.directory / (name + ".tmp.npy")
         np.save(tmp, np.ascontiguousarray(head))
         os.replace(tmp, self.directory / name)
-        self._shards.append(ShardInfo(name, len(head), _sha256(self.directory / name)))
+        info = ShardInfo(name, len(head), file_sha256(self.directory / name))
+        self._shards.append(info)
         self._n_rows += len(head)
+        self.shard_written(info)
 
     def close(self) -> ShardMeta:
         if self._buffered:
@@ -145,7 +157,7 @@ class ActivationStore:
             path = self.directory / info.file
             if not path.exists():
                 raise ShardError(f"{path} is listed in {META_FILE} but missing")
-            if verify and _sha256(path) != info.sha256:
+            if verify and file_sha256(path) != info.sha256:
                 raise ShardError(f"{path} changed since it was written (checksum mismatch)")
 
     @property

@@ -16,7 +16,6 @@ from PIL import Image
 
 from clipsae.clip import load_clip
 from clipsae.datasets import ImageDataset, Record, build_dataset
-from clipsae.datasets.base import load_rgb
 from clipsae.datasets.imagefolder import IMAGE_SUFFIXES
 from clipsae.extract import extract_activations
 
@@ -39,7 +38,7 @@ class _ImageFiles(ImageDataset):
         return [Record(str(p.relative_to(self.root)), "train", 0, str(p), {}) for p in self.paths]
 
     def open_image(self, record: Record) -> Image.Image:
-        return load_rgb(record.source)
+        return self.decode(record.source)
 
 
 def open_folder(root: Path) -> ImageDataset:
