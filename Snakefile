@@ -1,7 +1,10 @@
 """clipsae: CLIP activations -> sparse autoencoders -> metrics, collages, RU/EN names -> report."""
 
+# A file given with --configfile is a whole experiment: it replaces the demo config, rather
+# than being merged into it (Snakemake's default would also run the demo's models and datasets).
+if not config:
 
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
