@@ -158,12 +158,21 @@ def copy_workflow(destination: Path) -> Path:
     return destination
 
 
-def test_real_workflow_dry_run_gives_gpu_only_to_gpu_rules(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("config_args", "absent"),
+    [((), set()), (("--configfile", "config/experiments/seeds.yaml"), {"build_embedded_clip"})],
+    ids=["demo", "seeds"],
+)
+def test_real_workflow_dry_run_gives_gpu_only_to_gpu_rules(
+    tmp_path: Path, config_args: tuple[str, ...], absent: set[str]
+) -> None:
     require_plugin()
-    jobs = job_resources(dry_run(copy_workflow(tmp_path / "workflow"), "results/report.md"))
+    workdir = copy_workflow(tmp_path / "workflow")
+    jobs = job_resources(dry_run(workdir, "results/report.md", *config_args))
     gpu_partition = profile()["set-resources"]["train_sae"]["slurm_partition"]
-    assert set(jobs) >= GPU_RULES | CPU_RULES | LOCAL_RULES
-    for rule in GPU_RULES:
+    assert set(jobs) >= (GPU_RULES | CPU_RULES | LOCAL_RULES) - absent
+    assert not absent & set(jobs)
+    for rule in GPU_RULES - absent:
         assert all(asks_for_gpu(r) and r["slurm_partition"] == gpu_partition for r in jobs[rule])
     for rule in CPU_RULES | LOCAL_RULES:
         assert not any(asks_for_gpu(r) for r in jobs[rule]), rule
