@@ -20,7 +20,7 @@ import polars as pl
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
-from clipsae.features import atomic_output
+from clipsae.atomic import atomic_output
 
 PAD = 4
 TITLE_HEIGHT = 18

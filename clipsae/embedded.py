@@ -8,9 +8,7 @@ towers share concepts (colours, shapes), so the demo's zero-shot and naming resu
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from open_clip.loss import ClipLoss
 from safetensors.torch import save_file
 from tqdm.auto import trange
 
+from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.clip import load_clip
 from clipsae.datasets.synthetic import SyntheticSpec, caption, render, sample_attributes
 
@@ -103,11 +102,9 @@ def build_embedded_clip(arch: str, out_dir: Path, cfg: BuildConfig, device: str 
     model.eval()
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, out_dir / WEIGHTS_FILE)
+    with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     report = {
         "arch": arch,
         "config": asdict(cfg),
@@ -116,6 +113,6 @@ def build_embedded_clip(arch: str, out_dir: Path, cfg: BuildConfig, device: str 
         "seconds": time.perf_counter() - start,
         "loss_curve": losses[:: max(1, len(losses) // 100)],
     }
-    (out_dir / "build.json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(report, out_dir / "build.json")
     log.info("built %s: contrastive loss %.3f -> %.3f", arch, losses[0], report["final_loss"])
     return report

@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from clipsae.atomic import atomic_write_json
 from clipsae.clip import LoadedClip, VisionActivations, layer_width, parse_layer
 from clipsae.datasets import ImageDataset, Record
 from clipsae.images import BadImage
-from clipsae.sae.io import atomic_write_json
 from clipsae.shards import ShardInfo, ShardMeta, ShardWriter, file_sha256
 
 log = logging.getLogger(__name__)

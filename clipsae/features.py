@@ -7,9 +7,7 @@ each batch's own top-k. Only ``d_sae x top_k`` values are ever held besides the 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,27 +16,12 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from clipsae.atomic import atomic_output
+
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 STATS_FILE = "stats.parquet"
 TOP_FILE = "top_images.parquet"
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` and move it into place only if the block succeeds.
-
-    A reader (or Snakemake) then never sees a half-written file under the final name. The temporary
-    name keeps the suffix so that writers which pick a format from it (Pillow, polars) still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from clipsae.features import atomic_output
+from clipsae.atomic import atomic_output
 
 VOCAB_COLUMNS = ("en", "ru")
 NAME_COLUMNS = ("latent", "label_en", "label_ru", "score", "top_en", "top_ru", "margin")

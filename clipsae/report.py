@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from clipsae.features import atomic_output
+from clipsae.atomic import atomic_output
 
 FVU_DEFINITION = (
     "FVU is dataset-level: sum ||x - x_hat||² / sum ||x - mean(x)||² over the test split, in the "

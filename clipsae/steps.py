@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.clip import parse_layer
 from clipsae.collage import default_titles, select_latents, write_collages
 from clipsae.config import dataset_source_spec
@@ -27,7 +28,6 @@ from clipsae.features import latent_stats_and_top, write_features
 from clipsae.metrics import reconstruction_metrics
 from clipsae.naming import load_bilingual_vocab, name_latents, write_names_csv
 from clipsae.sae import load_sae, train_sae
-from clipsae.sae.io import atomic_write_json
 from clipsae.shards import ActivationStore
 from clipsae.text import DEFAULT_TEMPLATES, class_embeddings, encode_texts
 from clipsae.zeroshot import zeroshot_on_embeddings, zeroshot_spliced
@@ -82,12 +82,10 @@ def extract(
 
 
 def _save_embeddings(emb: np.ndarray, table: pl.DataFrame, out_npy: Path) -> None:
-    out_npy = Path(out_npy)
-    out_npy.parent.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(out_npy.with_suffix(".parquet"))
-    tmp = out_npy.with_name(out_npy.stem + ".tmp.npy")
-    np.save(tmp, emb.astype(np.float32))
-    tmp.replace(out_npy)
+    with atomic_output(Path(out_npy).with_suffix(".parquet")) as tmp:
+        table.write_parquet(tmp)
+    with atomic_output(Path(out_npy)) as tmp:
+        np.save(tmp, emb.astype(np.float32))
 
 
 def embed_classes(

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clipsae.atomic import atomic_write_json
 from clipsae.device import pick_device
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae import ARCHITECTURES, SAEConfig, TrainConfig, load_sae, train_sae
-from clipsae.sae.io import atomic_write_json
 from clipsae.shards import ActivationStore, load_activations
 
 METRICS_FILE = "metrics.json"

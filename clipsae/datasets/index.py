@@ -11,8 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
+from clipsae.atomic import atomic_output
 from clipsae.datasets.base import ImageDataset, Record
-from clipsae.features import atomic_output
 
 INDEX_FILE = "index.parquet"
 CLASSES_FILE = "classes.json"

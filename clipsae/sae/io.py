@@ -5,8 +5,6 @@ No pickle anywhere, so a checkpoint from an untrusted source cannot run code whe
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clipsae import __version__
+from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.sae.base import SAE, build_sae
 from clipsae.sae.config import SAEConfig
 
@@ -26,15 +25,8 @@ def atomic_save_tensors(
     tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
 ) -> None:
     """``safetensors`` save through a temporary name so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
 
 
 def save_sae(
