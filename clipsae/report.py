@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.lines import Line2D
 
 from clipsae.atomic import atomic_output
 
@@ -20,6 +21,7 @@ FVU_DEFINITION = (
     "activations' original units; R² = 1 - FVU. L0 is the mean number of non-zero latents per "
     "image. Dead % counts latents that never fire on the test split."
 )
+MARKERS = "osD^vP*Xh<>"
 COLUMNS = [
     "dataset", "model", "layer", "sae", "variant", "accuracy", "delta_accuracy", "dict_size",
     "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct", "notes",
@@ -92,13 +94,23 @@ def results_table(results: Path, runs: Sequence[dict], out_parquet: Path, out_md
 
 
 def plot_l0_vs_fvu(df: pl.DataFrame, out_png: Path) -> None:
+    """One point per SAE run: colour names the SAE, the marker the (model/layer, dataset)."""
     sae_rows = df.filter(pl.col("variant") == "CLIP+SAE")
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for row in sae_rows.iter_rows(named=True):
-        ax.scatter(row["L0"], row["FVU"])
-        label = f"{row['sae']} · {row['model']}/{row['layer']} · {row['dataset']}"
-        ax.annotate(label, (row["L0"], row["FVU"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
+    colours = {
+        name: f"C{i % 10}" for i, name in enumerate(sae_rows["sae"].unique(maintain_order=True))
+    }
+    where = sae_rows.select(pl.format("{}/{} · {}", "model", "layer", "dataset")).to_series()
+    markers = {
+        w: MARKERS[i % len(MARKERS)] for i, w in enumerate(where.unique(maintain_order=True))
+    }
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for row, place in zip(sae_rows.iter_rows(named=True), where, strict=True):
+        ax.scatter(row["L0"], row["FVU"], c=colours[row["sae"]], marker=markers[place], s=40)
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=n) for n, c in colours.items()]
+    handles += [Line2D([], [], color="grey", marker=m, ls="", label=w) for w, m in markers.items()]
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if sae_rows["L0"].max() > 20 * max(sae_rows["L0"].min(), 1e-9):
+        ax.set_xscale("log")
     ax.set_xlabel("L0 (active latents per image)")
     ax.set_ylabel("FVU (test split, dataset-level)")
     ax.set_title("Sparsity vs reconstruction")
