@@ -145,6 +145,28 @@ def _latent_section(results: Path, run: dict, report_dir: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _data_section(results: Path, runs: Sequence[dict]) -> list[str]:
+    """Images extracted per split and the bad images skipped, by reason (from each meta.json)."""
+    lines = [
+        "## Data",
+        "",
+        "| dataset | model | layer | split | images | skipped |",
+        "|---|---|---|---|---|---|",
+    ]
+    seen = sorted({(r["dataset"], r["model"], r["layer"]) for r in runs})
+    for dataset, model, layer in seen:
+        for split in ("train", "test"):
+            meta = _read_json(
+                results / "activations" / model / dataset / split / layer / "meta.json"
+            )
+            skipped = meta["extra"].get("skipped") or {}
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in skipped.items()) or "0"
+            lines.append(
+                f"| {dataset} | {model} | {layer} | {split} | {meta['n_rows']} | {reasons} |"
+            )
+    return [*lines, ""]
+
+
 def write_report(results: Path, runs: Sequence[dict], out_md: Path) -> None:
     results, out_md = Path(results), Path(out_md)
     report_dir = out_md.parent
@@ -153,6 +175,7 @@ def write_report(results: Path, runs: Sequence[dict], out_md: Path) -> None:
     plot_l0_vs_fvu(df, figure)
     builds = sorted((results / "models").glob("*/build.json"))
     lines = ["# clipsae report", "", "## Results", "", to_markdown(df), FVU_DEFINITION, ""]
+    lines += _data_section(results, runs)
     lines += ["## Sparsity vs reconstruction", "",
               f"![L0 vs FVU]({figure.relative_to(report_dir).as_posix()})", ""]  # fmt: skip
     if builds:

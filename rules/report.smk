@@ -27,6 +27,10 @@ rule report:
         stats=per_combo(f"{R}/features/{RUN}/stats.parquet"),
         collages=per_combo(f"{R}/collages/{RUN}"),
         names=per_combo(f"{R}/interpret/{RUN}/vocab.csv"),
+        acts=sorted(
+            set(per_combo(f"{R}/activations/{{model}}/{{dataset}}/train/{{layer}}"))
+            | set(per_combo(f"{R}/activations/{{model}}/{{dataset}}/test/{{layer}}"))
+        ),
         models=[
             f"{R}/models/{m}/build.json"
             for m, e in config["models"].items()
