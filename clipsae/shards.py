@@ -147,6 +147,11 @@ class ShardWriter:
         return meta
 
 
+# meta.json ``extra`` keys that identify the activations' source: train and validation shards
+# that differ in one are from different models or layers, so a validation FVU would be meaningless.
+SOURCE_KEYS = ("arch", "pretrained", "layer")
+
+
 class ActivationStore:
     """Read side of a shard directory; streams batches without loading everything."""
 
@@ -157,8 +162,22 @@ class ActivationStore:
             path = self.directory / info.file
             if not path.exists():
                 raise ShardError(f"{path} is listed in {META_FILE} but missing")
-            if verify and file_sha256(path) != info.sha256:
+        if verify:
+            self.verify()
+
+    def verify(self) -> None:
+        """Compare every shard with its checksum in ``meta.json``: a shard overwritten by another
+        run has the right shape and would otherwise be trained on silently."""
+        for info in self.meta.shards:
+            path = self.directory / info.file
+            if file_sha256(path) != info.sha256:
                 raise ShardError(f"{path} changed since it was written (checksum mismatch)")
+
+    def check_all_finite(self) -> None:
+        """Raise naming the shard file and its first non-finite row; one shard in memory at a
+        time, so this works on stores far larger than RAM."""
+        for i, info in enumerate(self.meta.shards):
+            check_finite(self.shard(i), str(self.directory / info.file))
 
     @property
     def d(self) -> int:
@@ -203,12 +222,43 @@ class ActivationStore:
         )
 
 
+def check_same_source(train: ActivationStore, val: ActivationStore) -> None:
+    """Refuse validation shards that cannot describe the training shards' activations.
+
+    Width and the ``SOURCE_KEYS`` in ``extra`` must agree where both record them. Storage dtype
+    may differ between float types (both are read as float32, float16 rounding is ~1e-3
+    relative, far below any FVU difference worth reading), but not between kinds of number.
+    """
+    ours, theirs = train.meta, val.meta
+    fields = {"d": (ours.d, theirs.d), "dtype": (ours.dtype, theirs.dtype)}
+    fields |= {
+        f"extra.{key}": (ours.extra[key], theirs.extra[key])
+        for key in SOURCE_KEYS
+        if key in ours.extra and key in theirs.extra
+    }
+    for name, (mine, other) in fields.items():
+        agree = _same_kind(mine, other) if name == "dtype" else mine == other
+        if not agree:
+            raise ShardError(
+                f"training shards {train.directory} and validation shards {val.directory} come "
+                f"from different runs: {META_FILE} {name} is {mine!r} vs {other!r}"
+            )
+
+
+def _same_kind(a: str, b: str) -> bool:
+    return np.dtype(a).kind == np.dtype(b).kind
+
+
 def load_activations(path: Path, dtype: str = "float32") -> np.ndarray:
-    """Load a single ``.npy`` file or a whole shard directory into memory."""
+    """Load a single ``.npy`` file or a whole shard directory into memory, checked finite here
+    because only here is the file known that an error should name."""
     path = Path(path)
     if path.is_dir():
-        return ActivationStore(path).load_all(dtype)
+        store = ActivationStore(path)
+        store.check_all_finite()
+        return store.load_all(dtype)
     arr = np.load(path, mmap_mode="r")
     if arr.ndim != 2:
         raise ShardError(f"{path}: expected a 2-D array of activations, got shape {arr.shape}")
+    check_finite(arr, str(path))
     return np.asarray(arr, dtype=dtype)

@@ -27,7 +27,7 @@ from clipsae.device import pick_device
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae.base import SAE, build_sae
 from clipsae.sae.config import SAEConfig, TrainConfig
-from clipsae.sae.data import Activations, BatchSource
+from clipsae.sae.data import Activations, BatchSource, check_inputs
 from clipsae.sae.io import atomic_save_tensors, save_sae
 
 log = logging.getLogger(__name__)
@@ -255,8 +255,11 @@ def train_sae(
         if val is not None
         else None
     )
+    check_inputs(train, val)
     if source.d != cfg.d_in:
         raise ValueError(f"training rows have width {source.d}, the SAE expects d_in={cfg.d_in}")
+    if val_source is not None and val_source.d != source.d:
+        raise ValueError(f"validation rows have width {val_source.d}, training rows {source.d}")
     ckpt = out_dir / CHECKPOINT_FILE
     if ckpt.exists():
         sae, opt, st = _load_checkpoint(ckpt, cfg, tcfg, device)
