@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from sparse_data import sparse_data
 
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
@@ -16,25 +17,12 @@ from clipsae.sae.train import CHECKPOINT_FILE, geometric_median, lr_at
 from clipsae.shards import ActivationStore, ShardWriter
 
 
-def _sparse_data(
-    n: int, d: int, n_dirs: int, active: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows = non-negative combinations of ``active`` of ``n_dirs`` random unit directions."""
-    rng = np.random.default_rng(seed)
-    dirs = rng.normal(size=(n_dirs, d))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    picks = np.argsort(rng.random((n, n_dirs)), axis=1)[:, :active]
-    coef = np.zeros((n, n_dirs))
-    np.put_along_axis(coef, picks, rng.uniform(0.5, 2.0, size=(n, active)), axis=1)
-    return (coef @ dirs).astype(np.float32), dirs
-
-
 def _batches(x: np.ndarray, size: int = 1024):
     return (x[i : i + size] for i in range(0, len(x), size))
 
 
 def test_resume_after_interruption_is_exact(tmp_path) -> None:
-    x, _ = _sparse_data(3000, 16, 32, 3, seed=0)
+    x, _ = sparse_data(3000, 16, 32, 3, seed=0)
     cfg = SAEConfig("topk", 16, 64, 4)
     tcfg = TrainConfig(
         lr=3e-3,
@@ -62,7 +50,7 @@ def test_resume_after_interruption_is_exact(tmp_path) -> None:
 
 
 def test_resume_refuses_other_settings(tmp_path) -> None:
-    x, _ = _sparse_data(600, 8, 16, 2, seed=1)
+    x, _ = sparse_data(600, 8, 16, 2, seed=1)
     cfg = SAEConfig("topk", 8, 32, 2)
     train_sae(x, cfg, TrainConfig(batch_size=64, epochs=1), tmp_path, stop_after=3)
     with pytest.raises(ValueError, match="other settings"):
@@ -70,7 +58,7 @@ def test_resume_refuses_other_settings(tmp_path) -> None:
 
 
 def test_decoder_rows_unit_norm_and_k_sparse_after_training(tmp_path) -> None:
-    x, _ = _sparse_data(2000, 16, 32, 3, seed=2)
+    x, _ = sparse_data(2000, 16, 32, 3, seed=2)
     train_sae(
         x, SAEConfig("topk", 16, 64, 4), TrainConfig(lr=1e-2, batch_size=100, epochs=1), tmp_path
     )
@@ -92,7 +80,7 @@ def test_low_rank_data_is_reconstructed(tmp_path) -> None:
 
 
 def test_topk_recovers_true_directions(tmp_path) -> None:
-    x, dirs = _sparse_data(20000, 32, 48, 3, seed=4)
+    x, dirs = sparse_data(20000, 32, 48, 3, seed=4)
     tcfg = TrainConfig(lr=4e-3, batch_size=256, epochs=6, warmup_steps=20, b_dec_init="zeros")
     train_sae(x, SAEConfig("topk", 32, 128, 3), tcfg, tmp_path)
     w_dec = load_sae(tmp_path).W_dec.detach().numpy()
@@ -130,7 +118,7 @@ def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None
     points = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0], [1000.0, 1000.0]])
     median = geometric_median(points)
     assert float(median.norm()) < 0.5 < float(points.mean(dim=0).norm())
-    x, _ = _sparse_data(500, 8, 16, 2, seed=5)
+    x, _ = sparse_data(500, 8, 16, 2, seed=5)
     x *= 7.0
     train_sae(x, SAEConfig("topk", 8, 32, 2), TrainConfig(batch_size=100, epochs=1), tmp_path)
     scale = load_sae(tmp_path).cfg.input_scale

@@ -4,9 +4,9 @@ objective against a dense float64 reference."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from sparse_data import sparse_data
 
 from clipsae.experiment import sae_configs
 from clipsae.sae import (
@@ -39,21 +39,8 @@ def _tcfg(arch: str, **kw) -> TrainConfig:
     return TrainConfig(**{**ZOO[arch][1], **kw})
 
 
-def _sparse_data(
-    n: int, d: int, n_dirs: int, active: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows = non-negative combinations of ``active`` of ``n_dirs`` random unit directions."""
-    rng = np.random.default_rng(seed)
-    dirs = rng.normal(size=(n_dirs, d))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    picks = np.argsort(rng.random((n, n_dirs)), axis=1)[:, :active]
-    coef = np.zeros((n, n_dirs))
-    np.put_along_axis(coef, picks, rng.uniform(0.5, 2.0, size=(n, active)), axis=1)
-    return (coef @ dirs).astype(np.float32), dirs
-
-
 def _trained(arch: str, tmp_path, epochs: int = 1) -> torch.nn.Module:
-    x, _ = _sparse_data(1500, 16, 32, 3, seed=0)
+    x, _ = sparse_data(1500, 16, 32, 3, seed=0)
     tcfg = _tcfg(arch, lr=3e-3, batch_size=100, epochs=epochs, warmup_steps=5)
     train_sae(x, _cfg(arch), tcfg, tmp_path)
     return load_sae(tmp_path)
@@ -89,7 +76,7 @@ def test_shapes_unit_decoder_and_round_trip(arch: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("arch", sorted(ZOO))
 def test_resume_after_interruption_is_exact(arch: str, tmp_path) -> None:
-    x, _ = _sparse_data(1200, 16, 32, 3, seed=1)
+    x, _ = sparse_data(1200, 16, 32, 3, seed=1)
     tcfg = _tcfg(
         arch,
         lr=3e-3,
@@ -152,7 +139,7 @@ def test_batchtopk_keeps_k_times_batch_and_learns_its_threshold() -> None:
 
 
 def test_relu_l0_falls_as_l1_coefficient_rises(tmp_path) -> None:
-    x, _ = _sparse_data(2000, 16, 32, 3, seed=2)
+    x, _ = sparse_data(2000, 16, 32, 3, seed=2)
     l0 = []
     for coef in (0.0, 0.03, 0.3):
         tcfg = _tcfg("relu", lr=3e-3, batch_size=100, epochs=2, l1_coef=coef)
@@ -273,7 +260,7 @@ RECOVERY = {
 def test_recovers_true_directions(arch: str, tmp_path) -> None:
     """Rows are non-negative combinations of 3 of 24 random unit directions in 16 dims; each
     architecture's decoder must contain each true direction (mean best cosine >= 0.9)."""
-    x, dirs = _sparse_data(4000, 16, 24, 3, seed=4)
+    x, dirs = sparse_data(4000, 16, 24, 3, seed=4)
     model_kw, train_kw = RECOVERY.get(arch, ({}, {}))
     cfg = SAEConfig(**{**_cfg(arch).to_dict(), **model_kw})
     recipe = {"lr": 1e-2, "batch_size": 64, "epochs": 8, "warmup_steps": 20, "b_dec_init": "zeros"}
