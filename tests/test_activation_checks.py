@@ -94,6 +94,12 @@ def test_non_finite_rows_in_arrays_and_npy_files(tmp_path):
         main(argv)
 
 
+def test_a_validation_array_of_another_width_is_refused(tmp_path):
+    x = np.random.default_rng(0).normal(size=(100, D)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"validation rows have width {D + 1}, training rows {D}"):
+        _train(x, np.ones((20, D + 1), np.float32), tmp_path / "out")
+
+
 def test_a_changed_shard_is_refused_by_checksum(tmp_path):
     train = _shards(tmp_path / "train")
     path = train / "shard-00002.npy"
