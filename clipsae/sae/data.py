@@ -19,7 +19,8 @@ def check_inputs(train: Activations, val: Activations | None) -> None:
     """Refuse activations that would waste a run: NaN or Inf rows (the loss turns NaN, often hours
     in), shards changed since extraction, and validation shards of another model or layer (a
     meaningless validation FVU). Re-run on every resume, as files can change between attempts;
-    the cost is one SHA-256 and one isfinite pass over the data (0.3 s for 200k x 512 float32).
+    the cost is one SHA-256 and one isfinite pass over the data (0.3-0.9 s for 200k x 512
+    float32, about a tenth of one training epoch on those rows; see docs/faults.md).
     """
     for data, role in ((train, "training"), (val, "validation")):
         if isinstance(data, ActivationStore):
