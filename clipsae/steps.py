@@ -28,7 +28,7 @@ from clipsae.features import latent_stats_and_top, write_features
 from clipsae.metrics import reconstruction_metrics
 from clipsae.naming import load_bilingual_vocab, name_latents, write_names_csv
 from clipsae.sae import load_sae, train_sae
-from clipsae.shards import ActivationStore
+from clipsae.shards import ActivationStore, load_activations
 from clipsae.text import DEFAULT_TEMPLATES, class_embeddings, encode_texts
 from clipsae.zeroshot import zeroshot_on_embeddings, zeroshot_spliced
 
@@ -107,17 +107,44 @@ def embed_vocab(model: dict, weights: Path | None, vocab_tsv: Path, out_npy: Pat
     _save_embeddings(encode_texts(clip, vocab["en"].to_list()), vocab, out_npy)
 
 
+def open_activations(path: Path) -> ActivationStore | np.ndarray:
+    """A shard directory streams (the trainer loads it if it fits); a ``.npy`` loads at once."""
+    path = Path(path)
+    return ActivationStore(path) if path.is_dir() else load_activations(path)
+
+
+def batches_of(data: ActivationStore | np.ndarray, size: int = EVAL_BATCH) -> Iterator[np.ndarray]:
+    if isinstance(data, ActivationStore):
+        return data.iter_batches(size)
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
 def train(
-    entry: dict, train_dir: Path, val_dir: Path, out_dir: Path, extra: dict, device: str = "auto"
-) -> None:
-    train_store, val_store = ActivationStore(train_dir), ActivationStore(val_dir)
-    cfg, tcfg = sae_configs(entry, train_store.d)
+    entry: dict,
+    train_path: Path,
+    val_path: Path | None,
+    out_dir: Path,
+    extra: dict,
+    device: str | None = "auto",
+) -> dict:
+    """Train the SAE of a config ``saes`` entry; metrics.json is measured on the validation rows
+    when given, else on the training rows (and says which)."""
+    train_data = open_activations(train_path)
+    val_data = open_activations(val_path) if val_path is not None else None
+    d_in = train_data.d if isinstance(train_data, ActivationStore) else train_data.shape[1]
+    cfg, tcfg = sae_configs(entry, d_in)
     summary = train_sae(
-        train_store, cfg, tcfg, Path(out_dir), val=val_store, device=device, extra=extra
+        train_data, cfg, tcfg, Path(out_dir), val=val_data, device=device, extra=extra
     )
     sae = load_sae(Path(out_dir), pick_device(device))
-    metrics = reconstruction_metrics(sae, val_store.iter_batches(EVAL_BATCH))
-    atomic_write_json({**metrics, **summary}, Path(out_dir) / "metrics.json")
+    evaluated = val_data if val_data is not None else train_data
+    metrics = {
+        **reconstruction_metrics(sae, batches_of(evaluated)),
+        "evaluated_on": "val" if val_data is not None else "train",
+        **summary,
+    }
+    atomic_write_json(metrics, Path(out_dir) / "metrics.json")
+    return metrics
 
 
 def eval_reconstruction(

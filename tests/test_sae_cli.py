@@ -57,3 +57,17 @@ def test_train_sae_cli_end_to_end(tmp_path) -> None:
     log = pl.read_parquet(out / "log.parquet")
     assert log.columns == ["step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu"]
     assert log.height == metrics["steps"] == 24
+
+
+def test_set_passes_any_config_key_and_refuses_unknown_ones(tmp_path) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).normal(size=(256, 8)).astype(np.float32))
+    base = ["train-sae", "--activations", str(tmp_path / "x.npy"), "--arch", "matryoshka_k",
+            "--expansion", "2", "--batch-size", "64", "--epochs", "1"]  # fmt: skip
+    out = tmp_path / "msae"
+    assert main([*base, "--set", "k_list=[2, 4]", "--set", "loss_weighting=uniform",
+                 "--set", "checkpoint_every=3", "--out", str(out)]) == 0  # fmt: skip
+    cfg = json.loads((out / "cfg.json").read_text())
+    assert cfg["k_list"] == [2, 4] and cfg["train"]["loss_weighting"] == "uniform"
+    assert cfg["train"]["checkpoint_every"] == 3
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rate'\]"):
+        main([*base, "--set", "learning_rate=1", "--out", str(tmp_path / "bad")])
