@@ -19,7 +19,7 @@ from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.clip import parse_layer
 from clipsae.collage import default_titles, select_latents, write_collages
 from clipsae.config import dataset_source_spec
-from clipsae.datasets import build_dataset, read_index, write_index
+from clipsae.datasets import ImageDataset, Record, build_dataset, read_index, write_index
 from clipsae.device import pick_device
 from clipsae.embedded import BuildConfig, build_embedded_clip
 from clipsae.experiment import open_model, sae_configs
@@ -44,7 +44,9 @@ def build_model(arch: str, build: dict, out_dir: Path, device: str = "auto") -> 
     build_embedded_clip(arch, Path(out_dir), BuildConfig(**build), device)
 
 
-def _split_records(name: str, entry: dict, index_dir: Path, split: str):
+def _split_records(
+    name: str, entry: dict, index_dir: Path, split: str
+) -> tuple[ImageDataset, list[Record]]:
     dataset = build_dataset(name, dataset_source_spec(entry))
     records, _ = read_index(Path(index_dir))
     chosen = [r for r in records if r.split == split]
