@@ -34,10 +34,6 @@ _BLOCK = re.compile(r"^block(\d+)$")
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
-def embedded_architectures() -> list[str]:
-    return sorted(p.stem for p in EMBEDDED_CONFIG_DIR.glob("*.json"))
-
-
 def architecture_config(arch: str) -> dict:
     """The open_clip config of ``arch``; raises naming the known architectures if unknown."""
     cfg = open_clip.get_model_config(arch)
