@@ -11,6 +11,7 @@ from typing import Any, Literal
 Normalize = Literal["none", "mean_norm"]
 Schedule = Literal["cosine", "linear", "constant"]
 DecoderBiasInit = Literal["geometric_median", "mean", "zeros"]
+DictionaryInit = Literal["random", "data"]
 LossWeighting = Literal["reverse", "uniform"]
 
 
@@ -85,12 +86,18 @@ class SAEConfig:
 @dataclass
 class TrainConfig:
     """The training recipe. Defaults follow Gao et al. 2024 (Scaling and evaluating sparse
-        autoencoders) where they apply: Adam, AuxK coefficient 1/32, k_aux = d_in / 2, data-driven
-    b_dec.
+    autoencoders) where they apply: Adam, AuxK coefficient 1/32, k_aux = d_in / 2, data-driven
+    b_dec, tied random dictionary.
 
-        ``aux_k`` of ``None`` means ``d_in // 2``. ``dead_steps_threshold`` counts optimiser steps
-        without a single firing. ``val_every`` and ``checkpoint_every`` are in steps; ``stats_rows``
-        caps the rows used to estimate the normalisation constant and the decoder bias.
+    ``aux_k`` of ``None`` means ``d_in // 2``. ``dead_steps_threshold`` counts optimiser steps
+    without a single firing. ``val_every`` and ``checkpoint_every`` are in steps; ``stats_rows``
+    caps the rows used to estimate the normalisation constant and the decoder bias.
+
+    ``dict_init``: ``random`` is the tied random initialisation; ``data`` (models with ``k``)
+    starts each decoder row at a distinct training row centred on ``b_dec``, and the encoder at
+    the decoder's transpose over ``k``, so the k first codes add up to about one input. On
+    activations whose variance fills few dimensions, random directions in ``d_in`` dimensions
+    barely reach the data, and half of them never fire (bench/README.md, "Dead latents").
 
     Architecture-specific keys: ``l1_coef`` (``relu``) and ``l0_coef`` (``jumprelu``) weigh the
     sparsity penalty, ramped linearly from 0 over ``sparsity_warmup_steps`` so early training
@@ -120,6 +127,7 @@ class TrainConfig:
     dead_steps_threshold: int = 256
     normalize: Normalize = "mean_norm"
     b_dec_init: DecoderBiasInit = "geometric_median"
+    dict_init: DictionaryInit = "random"
     stats_rows: int = 65536
     val_every: int = 200
     val_rows: int = 65536
@@ -154,6 +162,8 @@ class TrainConfig:
             raise ValueError(f"unknown normalize {self.normalize!r}")
         if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
             raise ValueError(f"unknown b_dec_init {self.b_dec_init!r}")
+        if self.dict_init not in ("random", "data"):
+            raise ValueError(f"unknown dict_init {self.dict_init!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

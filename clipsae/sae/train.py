@@ -77,7 +77,23 @@ def _init_sae(cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource) -> SAE:
             sae.b_dec.copy_(geometric_median(sample * scale))
         elif tcfg.b_dec_init == "mean":
             sae.b_dec.copy_(sample.mean(dim=0) * scale)
+    if tcfg.dict_init == "data":
+        _init_dictionary_from_data(sae, sample * scale, tcfg.seed)
     return sae
+
+
+@torch.no_grad()
+def _init_dictionary_from_data(sae: SAE, rows: torch.Tensor, seed: int) -> None:
+    """Point latents at distinct rows (training units), centred on ``b_dec``; latents beyond the
+    number of rows keep their random initialisation rather than start as clones, which would
+    stay clones."""
+    if sae.cfg.k is None:
+        raise ValueError(f"dict_init 'data' needs a model with k; {sae.cfg.arch!r} has none")
+    n = min(sae.cfg.d_sae, len(rows))
+    picked = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:n]]
+    centred = picked - sae.b_dec
+    directions = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    sae.resample(torch.arange(n), directions, enc_norm=1.0 / sae.cfg.k)
 
 
 @dataclass
