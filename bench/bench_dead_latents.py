@@ -1,13 +1,14 @@
 """Dead latents of a TopK + AuxK SAE at expansion 8: how they depend on the data's dimensionality
 and on the dictionary initialisation.
 
-Trains the demo's TopK recipe (k 8, 1024 latents over 128-d inputs, 10 epochs of batch 256, AuxK
-and resampling after 10 silent steps) on Gaussians that fill r of 128 dimensions, a control whose
+Trains the demo's SAE as ``config/config.yaml`` defines it (TopK, k 8, expansion 8, AuxK and
+resampling), once per ``dict_init``, on Gaussians that fill r of 128 dimensions, a control whose
 effective dimension is known, and on the demo's activations when they exist. A latent is dead if it
 fires on none of the 1000 held-out rows. Prints a Markdown table and writes
 ``bench/out/bench_dead_latents.json``.
 
     python bench/bench_dead_latents.py [--activations results/activations/tiny/shapes]
+        [--config config/config.yaml --sae topk8-x8]
 """
 
 from __future__ import annotations
@@ -20,20 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clipsae.config import load_config
+from clipsae.experiment import sae_configs
 from clipsae.metrics import reconstruction_metrics
-from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
+from clipsae.sae import load_sae, train_sae
 from clipsae.shards import load_activations
-
-DEMO_RECIPE = {
-    "lr": 1e-3,
-    "batch_size": 256,
-    "epochs": 10,
-    "warmup_steps": 20,
-    "dead_steps_threshold": 10,
-    "resample_every": 10,
-    "resample_enc_scale": 0.3,
-    "resample_until": 0.8,
-}
 
 
 def gaussian(rank: int, d: int = 128, n: int = 5000, seed: int = 0) -> np.ndarray:
@@ -52,9 +44,8 @@ def participation_ratio(x: np.ndarray) -> float:
     return float(var.sum() ** 2 / (var**2).sum())
 
 
-def measure(train: np.ndarray, held_out: np.ndarray, dict_init: str) -> dict[str, float]:
-    cfg = SAEConfig("topk", train.shape[1], 8 * train.shape[1], 8)
-    tcfg = TrainConfig(**DEMO_RECIPE, dict_init=dict_init)
+def measure(train: np.ndarray, held_out: np.ndarray, entry: dict) -> dict[str, float]:
+    cfg, tcfg = sae_configs(entry, train.shape[1])
     with tempfile.TemporaryDirectory() as out:
         train_sae(train, cfg, tcfg, Path(out), device="cpu")
         sae = load_sae(Path(out))
@@ -66,8 +57,11 @@ def measure(train: np.ndarray, held_out: np.ndarray, dict_init: str) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activations", type=Path, default=Path("results/activations/tiny/shapes"))
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--sae", default="topk8-x8", help="the entry of `saes` to train")
     parser.add_argument("--out", type=Path, default=Path("bench/out/bench_dead_latents.json"))
     args = parser.parse_args()
+    entry = load_config(args.config)["saes"][args.sae]
     torch.manual_seed(0)
 
     datasets = {f"Gaussian, rank {r}": np.split(gaussian(r), [4000]) for r in (16, 32, 64)}
@@ -83,7 +77,7 @@ def main() -> None:
         ratio = participation_ratio(train)
         for dict_init in ("random", "data"):
             result = {"data": name, "participation_ratio": ratio, "dict_init": dict_init}
-            result |= measure(train, held_out, dict_init)
+            result |= measure(train, held_out, {**entry, "dict_init": dict_init})
             rows.append(result)
             print(
                 f"| {name} | {ratio:.1f} | {dict_init} | {result['fvu']:.3f} "

@@ -125,17 +125,14 @@ def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None
     assert scale == pytest.approx(math.sqrt(8 / float((x.astype(np.float64) ** 2).sum(1).mean())))
 
 
-def _unit(rows: torch.Tensor) -> torch.Tensor:
-    return rows / rows.norm(dim=1, keepdim=True)
-
-
 @pytest.mark.parametrize("n_rows", [300, 40])
 def test_data_init_points_latents_at_distinct_rows(n_rows: int) -> None:
     x = np.random.default_rng(0).normal(size=(n_rows, 16)).astype(np.float32)
     cfg = SAEConfig("topk", 16, 64, 4)
     tcfg = TrainConfig(dict_init="data", normalize="none")
     sae = _init_sae(cfg, tcfg, BatchSource(x, 1024, 1 << 20))
-    rows = _unit(torch.from_numpy(x) - sae.b_dec.detach())
+    rows = torch.from_numpy(x) - sae.b_dec.detach()
+    rows /= rows.norm(dim=1, keepdim=True)
     w_dec = sae.W_dec.detach()
     match = (w_dec @ rows.T).max(dim=1)
     from_data = match.values > 1 - 1e-5
