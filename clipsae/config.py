@@ -84,6 +84,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
     from clipsae.clip import check_pretrained, layer_width
     from clipsae.datasets import build_dataset
+    from clipsae.embedded import BuildConfig
     from clipsae.experiment import check_sae_spec
 
     problems: list[str] = []
@@ -97,7 +98,9 @@ def check_semantics(config: dict, base_dir: Path) -> None:
 
     for name, model in config["models"].items():
         where = f"models.{name}"
-        if model["pretrained"] != "build":
+        if model["pretrained"] == "build":
+            attempt(f"{where}.build", lambda build: BuildConfig(**build), model["build"])
+        else:
             attempt(f"{where}.pretrained", check_pretrained, model["arch"], model["pretrained"])
         for i, layer in enumerate(model["layers"]):
             width = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)

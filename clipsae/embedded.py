@@ -21,7 +21,14 @@ from tqdm.auto import trange
 
 from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.clip import load_clip
-from clipsae.datasets.synthetic import SyntheticSpec, caption, render, sample_attributes
+from clipsae.datasets.synthetic import (
+    DEFAULT_COLORS,
+    SyntheticSpec,
+    caption,
+    parse_colors,
+    render,
+    sample_attributes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,13 @@ class BuildConfig:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    # Names from the synthetic palette; datasets the model reads should draw from the same ones.
+    colors: tuple[str, ...] = tuple(DEFAULT_COLORS)
+
+    def __post_init__(self) -> None:
+        """Configs and the command line give a list; an unknown name fails here, not mid-build."""
+        object.__setattr__(self, "colors", tuple(self.colors))
+        parse_colors(self.colors)
 
 
 def caption_variants(attrs: dict[str, str]) -> list[str]:
@@ -51,9 +65,11 @@ def caption_variants(attrs: dict[str, str]) -> list[str]:
     ]
 
 
-def generate_pairs(n: int, image_size: int, seed: int) -> tuple[np.ndarray, list[list[str]]]:
+def generate_pairs(
+    n: int, image_size: int, seed: int, colors: tuple[str, ...] = tuple(DEFAULT_COLORS)
+) -> tuple[np.ndarray, list[list[str]]]:
     """``n`` rendered images (uint8, NHWC) with their caption variants."""
-    spec = SyntheticSpec(image_size=image_size, seed=seed)
+    spec = SyntheticSpec(image_size=image_size, seed=seed, colors=parse_colors(colors))
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     captions = []
     for i in trange(n, desc="captions", unit="img", leave=False):
@@ -76,7 +92,7 @@ def build_embedded_clip(arch: str, out_dir: Path, cfg: BuildConfig, device: str 
     model, dev = clip.model, clip.device
     visual = model.visual
     size = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
-    images, captions = generate_pairs(cfg.n_images, size, cfg.seed)
+    images, captions = generate_pairs(cfg.n_images, size, cfg.seed, cfg.colors)
     pixels = _normalise(images, visual.image_mean, visual.image_std)
     variants = len(captions[0])
     tokens = clip.tokenizer([c for group in captions for c in group]).view(

@@ -61,8 +61,10 @@ def test_checks_that_need_the_code(demo, tmp_path):
     bad["datasets"]["folder"] = {"source": "imagefolder", "root": str(tmp_path / "missing")}
     bad["datasets"]["other"] = {"source": "flickr"}
     bad["vocabulary"] = "config/vocab/none.tsv"
+    bad["models"]["tiny"]["build"]["colors"] = ["red", "mauve"]
     check(
         bad,
+        "models.tiny.build: colors ['mauve'] are not in the palette",
         "models.real.pretrained: pretrained tag 'opneai' is not known for ViT-B-32",
         "models.real.layers[0]: layer 'block12' is out of range",
         "models.nope.layers[0]: unknown open_clip architecture 'ViT-Q-99'",

@@ -25,6 +25,8 @@ from clipsae.datasets import (
     stratified_test_mask,
     write_index,
 )
+from clipsae.datasets.synthetic import DEFAULT_COLORS, PALETTE
+from clipsae.embedded import generate_pairs
 
 SPEC = {"source": "synthetic", "n_train": 40, "n_test": 10, "image_size": 32, "seed": 3}
 
@@ -149,6 +151,26 @@ def test_custom_palette():
     ds = build_dataset("demo", spec)
     assert ds.class_names == ["teal", "pink"]
     assert ds.open_image(ds.records()[0]).size == (32, 32)
+
+
+def test_palette_names_stay_apart_under_the_jitter():
+    rgb = np.array(list(PALETTE.values()), dtype=float)
+    distances = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(len(rgb), 1)]
+    assert distances.min() >= 64
+    assert list(DEFAULT_COLORS) == list(PALETTE)[:8]
+
+
+def test_colors_by_name_come_from_the_whole_palette():
+    ds = build_dataset("demo", {**SPEC, "colors": ["teal", "indigo", "red"], "label_by": "color"})
+    assert ds.class_names == ["teal", "indigo", "red"]
+    assert {r.attrs["color"] for r in ds.records()} == {"teal", "indigo", "red"}
+
+
+def test_embedded_captions_use_the_build_palette():
+    images, captions = generate_pairs(12, 32, seed=0, colors=("teal", "indigo"))
+    assert images.shape == (12, 32, 32, 3)
+    words = {w.strip(".") for group in captions for text in group for w in text.split()}
+    assert {"teal", "indigo"} <= words and not words & (set(PALETTE) - {"teal", "indigo"})
 
 
 def test_caption():

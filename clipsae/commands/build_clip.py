@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 from clipsae import steps
@@ -16,10 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for key in ("n_images", "steps", "batch_size", "lr", "seed"):
         value = getattr(defaults, key)
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument(
+        "--colors", nargs="+", default=list(defaults.colors), help="palette colours in the captions"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
 def run(args: argparse.Namespace) -> int:
-    build = {k: getattr(args, k) for k in ("n_images", "steps", "batch_size", "lr", "seed")}
+    build = {f.name: getattr(args, f.name) for f in fields(BuildConfig)}
     steps.build_model(args.arch, build, args.out, args.device)
     return 0

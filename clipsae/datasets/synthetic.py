@@ -19,7 +19,11 @@ from clipsae.datasets.base import SPLITS, ImageDataset, Record, register, resolv
 
 RGB = tuple[int, int, int]
 
-DEFAULT_COLORS: dict[str, RGB] = {
+# Colours a spec may name. Any two are at least 64 apart in RGB, about twice the furthest the
+# default jitter (+-20 per channel, 35 in all) moves one colour, so names stay apart in the images.
+# The first eight are the default palette: a longer one gives an SAE more concepts to find
+# (bench/README.md, "Dead latents") and the embedded model a harder zero-shot task.
+PALETTE: dict[str, RGB] = {
     "red": (220, 40, 40),
     "green": (40, 170, 60),
     "blue": (40, 80, 220),
@@ -28,7 +32,24 @@ DEFAULT_COLORS: dict[str, RGB] = {
     "orange": (245, 140, 30),
     "white": (245, 245, 245),
     "black": (20, 20, 20),
+    "pink": (250, 160, 200),
+    "brown": (140, 85, 40),
+    "gray": (128, 128, 128),
+    "cyan": (60, 220, 230),
+    "magenta": (220, 40, 200),
+    "navy": (20, 30, 110),
+    "teal": (0, 128, 128),
+    "lime": (170, 230, 50),
+    "olive": (110, 130, 0),
+    "salmon": (250, 128, 114),
+    "beige": (225, 205, 160),
+    "azure": (130, 180, 250),
+    "mint": (150, 240, 190),
+    "lavender": (190, 160, 240),
+    "tan": (190, 140, 90),
+    "indigo": (75, 0, 130),
 }
+DEFAULT_COLORS: dict[str, RGB] = dict(list(PALETTE.items())[:8])
 LABEL_BY = ("shape", "color", "shape_color")
 # Drawn at twice the size and box-filtered down: cheap anti-aliasing, so edges are not a shortcut.
 _SUPERSAMPLE = 2
@@ -87,7 +108,10 @@ class SyntheticSpec:
         merged = resolve_spec(name, spec, required=(), defaults=defaults)
         merged.pop("source", None)
         merged["shapes"] = tuple(merged["shapes"])
-        merged["colors"] = _parse_colors(name, merged["colors"])
+        try:
+            merged["colors"] = parse_colors(merged["colors"])
+        except ValueError as exc:
+            raise ValueError(f"dataset {name!r} (source 'synthetic'): {exc}") from None
         parsed = cls(**merged)
         parsed.check(name)
         return parsed
@@ -108,18 +132,19 @@ class SyntheticSpec:
             raise ValueError(f"dataset {name!r} (source 'synthetic'): " + "; ".join(problems))
 
 
-def _parse_colors(name: str, colors: Any) -> tuple[tuple[str, RGB], ...]:
+def parse_colors(colors: Any) -> tuple[tuple[str, RGB], ...]:
+    """(name, RGB) pairs from names in ``PALETTE`` or from a mapping name -> [r, g, b]."""
     if isinstance(colors, Mapping):
         return tuple((str(k), tuple(int(c) for c in v)) for k, v in colors.items())
     if isinstance(colors, tuple) and all(isinstance(c, tuple) for c in colors):
         return colors
-    unknown = [c for c in colors if c not in DEFAULT_COLORS]
+    unknown = [c for c in colors if c not in PALETTE]
     if unknown:
         raise ValueError(
-            f"dataset {name!r} (source 'synthetic'): colors {unknown} are not in the default "
-            f"palette {list(DEFAULT_COLORS)}; give a mapping name -> [r, g, b] instead"
+            f"colors {unknown} are not in the palette {list(PALETTE)}; "
+            "give a mapping name -> [r, g, b] instead"
         )
-    return tuple((c, DEFAULT_COLORS[c]) for c in colors)
+    return tuple((c, PALETTE[c]) for c in colors)
 
 
 def sample_attributes(rng: np.random.Generator, spec: SyntheticSpec) -> dict[str, str]:
