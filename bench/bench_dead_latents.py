@@ -7,8 +7,13 @@ effective dimension is known, and on the demo's activations when they exist. A l
 fires on none of the 1000 held-out rows. Prints a Markdown table and writes
 ``bench/out/bench_dead_latents.json``.
 
+``--palettes 8 16 24`` adds the demo itself with longer colour palettes: for each, the embedded
+CLIP is built on captions with that many colours (about 3 min each at the demo's 400 steps;
+``--build-steps`` trains it longer), the demo's ``colors`` dataset is drawn from the same palette,
+and the table gains the final layer's numbers and the model's zero-shot colour accuracy.
+
     python bench/bench_dead_latents.py [--activations results/activations/tiny/shapes]
-        [--config config/config.yaml --sae topk8-x8]
+        [--config config/config.yaml --sae topk8-x8] [--palettes 8 16 24 [--build-steps 400]]
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipsae.config import load_config
+from clipsae.clip import VisionActivations, load_clip
+from clipsae.config import dataset_source_spec, load_config
+from clipsae.datasets import build_dataset
+from clipsae.datasets.synthetic import PALETTE
+from clipsae.embedded import WEIGHTS_FILE, BuildConfig, build_embedded_clip
 from clipsae.experiment import sae_configs
+from clipsae.extract import iter_image_batches
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae import load_sae, train_sae
 from clipsae.shards import load_activations
+from clipsae.text import class_embeddings
 
 
 def gaussian(rank: int, d: int = 128, n: int = 5000, seed: int = 0) -> np.ndarray:
@@ -54,14 +65,42 @@ def measure(train: np.ndarray, held_out: np.ndarray, entry: dict) -> dict[str, f
     return {"fvu": metrics["fvu"], "dead_frac": metrics["dead_frac"]}
 
 
+def palette_demo(config: dict, n_colors: int, work: Path) -> tuple[list[np.ndarray], float]:
+    """Final-layer activations (train, test) of the demo's ``colors`` dataset drawn from the first
+    ``n_colors`` palette colours, under an embedded CLIP built on the same palette, and that
+    model's zero-shot accuracy on the test images' colours."""
+    colors = list(PALETTE)[:n_colors]
+    (name, model), entry = next(iter(config["models"].items())), config["datasets"]["colors"]
+    build_embedded_clip(model["arch"], work, BuildConfig(**{**model["build"], "colors": colors}))
+    clip = load_clip(model["arch"], str(work / WEIGHTS_FILE))
+    dataset = build_dataset("colors", {**dataset_source_spec(entry), "colors": colors})
+    classes = class_embeddings(clip, dataset.class_names, entry["templates"])
+    encoder, splits = VisionActivations(clip.model, None), []
+    for split in ("train", "test"):
+        records = [r for r in dataset.records() if r.split == split]
+        with torch.inference_mode():
+            batches = iter_image_batches(dataset, records, clip.preprocess, clip.device, desc=name)
+            splits.append(np.concatenate([encoder(x).cpu().numpy() for x, _ in batches]))
+    labels = np.array([r.label for r in records])
+    accuracy = (np.argmax(splits[1] @ classes.T, axis=1) == labels).mean()
+    return splits, float(accuracy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activations", type=Path, default=Path("results/activations/tiny/shapes"))
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--sae", default="topk8-x8", help="the entry of `saes` to train")
     parser.add_argument("--out", type=Path, default=Path("bench/out/bench_dead_latents.json"))
+    parser.add_argument(
+        "--palettes", type=int, nargs="*", default=[], help="demo palette sizes to build and add"
+    )
+    parser.add_argument("--build-steps", type=int, help="embedded CLIP steps (default: config's)")
     args = parser.parse_args()
-    entry = load_config(args.config)["saes"][args.sae]
+    config = load_config(args.config)
+    build = next(iter(config["models"].values()))["build"]
+    build["steps"] = args.build_steps or build["steps"]
+    entry = config["saes"][args.sae]
     torch.manual_seed(0)
 
     datasets = {f"Gaussian, rank {r}": np.split(gaussian(r), [4000]) for r in (16, 32, 64)}
@@ -69,6 +108,11 @@ def main() -> None:
         train, test = (args.activations / split / layer for split in ("train", "test"))
         if train.exists() and test.exists():
             datasets[f"demo shapes, {layer}"] = [load_activations(train), load_activations(test)]
+    for n in args.palettes:
+        with tempfile.TemporaryDirectory() as work:
+            splits, accuracy = palette_demo(config, n, Path(work))
+        name = f"demo colors, final, {n} colours, {build['steps']} steps (zero-shot {accuracy:.3f})"
+        datasets[name] = splits
 
     rows = []
     print("| data | participation ratio | dict_init | held-out FVU | dead (held-out) |")
