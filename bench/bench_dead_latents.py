@@ -75,9 +75,9 @@ def palette_demo(config: dict, n_colors: int, work: Path) -> tuple[list[np.ndarr
     clip = load_clip(model["arch"], str(work / WEIGHTS_FILE))
     dataset = build_dataset("colors", {**dataset_source_spec(entry), "colors": colors})
     classes = class_embeddings(clip, dataset.class_names, entry["templates"])
-    encoder, splits = VisionActivations(clip.model, None), []
+    encoder, splits, all_records = VisionActivations(clip.model, None), [], dataset.records()
     for split in ("train", "test"):
-        records = [r for r in dataset.records() if r.split == split]
+        records = [r for r in all_records if r.split == split]
         with torch.inference_mode():
             batches = iter_image_batches(dataset, records, clip.preprocess, clip.device, desc=name)
             splits.append(np.concatenate([encoder(x).cpu().numpy() for x, _ in batches]))
