@@ -12,8 +12,14 @@ CLIP is built on captions with that many colours (about 3 min each at the demo's
 ``--build-steps`` trains it longer), the demo's ``colors`` dataset is drawn from the same palette,
 and the table gains the final layer's numbers and the model's zero-shot colour accuracy.
 
+``--dead-windows 10 16 32 64`` prints another table instead: the SAE trained on the demo
+activations with each dead-latent window (``dead_steps_threshold``) and with AuxK and resampling
+off, dead counted over the training rows, the first 1000 held-out rows and all of them
+(``bench/out/bench_dead_latents_windows.json``).
+
     python bench/bench_dead_latents.py [--activations results/activations/tiny/shapes]
         [--config config/config.yaml --sae topk8-x8] [--palettes 8 16 24 [--build-steps 400]]
+        [--dead-windows 10 16 32 64]
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from clipsae.embedded import WEIGHTS_FILE, BuildConfig, build_embedded_clip
 from clipsae.experiment import sae_configs
 from clipsae.extract import iter_image_batches
 from clipsae.metrics import reconstruction_metrics
-from clipsae.sae import load_sae, train_sae
+from clipsae.sae import SAE, load_sae, train_sae
 from clipsae.shards import load_activations
 from clipsae.text import class_embeddings
+
+SMALL_EVAL = 1000
 
 
 def gaussian(rank: int, d: int = 128, n: int = 5000, seed: int = 0) -> np.ndarray:
@@ -56,13 +64,26 @@ def participation_ratio(x: np.ndarray) -> float:
 
 
 def measure(train: np.ndarray, held_out: np.ndarray, entry: dict) -> dict[str, float]:
+    """Held-out FVU, and the dead fraction over the held-out rows, over their first
+    ``SMALL_EVAL`` rows and over the training rows: a latent rarer than one row in the
+    evaluation set looks dead there whatever the trainer did."""
     cfg, tcfg = sae_configs(entry, train.shape[1])
     with tempfile.TemporaryDirectory() as out:
         train_sae(train, cfg, tcfg, Path(out), device="cpu")
         sae = load_sae(Path(out))
-    batches = (held_out[i : i + 512] for i in range(0, len(held_out), 512))
-    metrics = reconstruction_metrics(sae, batches, dense=False)
-    return {"fvu": metrics["fvu"], "dead_frac": metrics["dead_frac"]}
+    held = _metrics(sae, held_out)
+    return {
+        "fvu": held["fvu"],
+        "dead_frac": held["dead_frac"],
+        "dead_frac_small_eval": _metrics(sae, held_out[:SMALL_EVAL])["dead_frac"],
+        "dead_frac_train": _metrics(sae, train)["dead_frac"],
+    }
+
+
+def _metrics(sae: SAE, rows: np.ndarray) -> dict[str, float]:
+    return reconstruction_metrics(
+        sae, (rows[i : i + 512] for i in range(0, len(rows), 512)), dense=False
+    )
 
 
 def palette_demo(config: dict, n_colors: int, work: Path) -> tuple[list[np.ndarray], float]:
@@ -86,6 +107,35 @@ def palette_demo(config: dict, n_colors: int, work: Path) -> tuple[list[np.ndarr
     return splits, float(accuracy)
 
 
+def window_sweep(
+    datasets: dict[str, list[np.ndarray]], entry: dict, windows: list[int]
+) -> list[dict]:
+    """The configured recipe with each dead-latent window (``dead_steps_threshold``), and with
+    AuxK and resampling off: a window shorter than the gaps between a rare latent's firings marks
+    it dead, and AuxK and resampling then pull it away from the rows it fired on."""
+    recipes = {
+        f"{w} steps ({w * entry['batch_size']} rows)": {"dead_steps_threshold": w} for w in windows
+    }
+    recipes["AuxK and resampling off"] = {"aux_k_coef": 0.0, "resample_every": None}
+    rows = []
+    print(
+        "| data | dead window | held-out FVU | dead, training rows | dead, first "
+        f"{SMALL_EVAL} held-out | dead, all held-out |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (train, held_out) in datasets.items():
+        for recipe, change in recipes.items():
+            result = {"data": name, "recipe": recipe} | measure(train, held_out, entry | change)
+            rows.append(result)
+            print(
+                f"| {name} ({len(train)} + {len(held_out)} rows) | {recipe} | {result['fvu']:.3f} "
+                f"| {result['dead_frac_train']:.1%} | {result['dead_frac_small_eval']:.1%} "
+                f"| {result['dead_frac']:.1%} |",
+                flush=True,
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activations", type=Path, default=Path("results/activations/tiny/shapes"))
@@ -96,6 +146,13 @@ def main() -> None:
         "--palettes", type=int, nargs="*", default=[], help="demo palette sizes to build and add"
     )
     parser.add_argument("--build-steps", type=int, help="embedded CLIP steps (default: config's)")
+    parser.add_argument(
+        "--dead-windows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="dead_steps_threshold values to compare on --activations (instead of the init table)",
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     build = next(iter(config["models"].values()))["build"]
@@ -103,11 +160,20 @@ def main() -> None:
     entry = config["saes"][args.sae]
     torch.manual_seed(0)
 
-    datasets = {f"Gaussian, rank {r}": np.split(gaussian(r), [4000]) for r in (16, 32, 64)}
+    demo = {}
     for layer in ("final", "block2"):
         train, test = (args.activations / split / layer for split in ("train", "test"))
         if train.exists() and test.exists():
-            datasets[f"demo shapes, {layer}"] = [load_activations(train), load_activations(test)]
+            demo[f"demo {args.activations.name}, {layer}"] = [
+                load_activations(t) for t in (train, test)
+            ]
+    if args.dead_windows:
+        rows = window_sweep(demo, entry, args.dead_windows)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.stem + "_windows.json").write_text(json.dumps(rows, indent=2))
+        return
+    datasets = {f"Gaussian, rank {r}": np.split(gaussian(r), [4000]) for r in (16, 32, 64)}
+    datasets |= demo
     for n in args.palettes:
         with tempfile.TemporaryDirectory() as work:
             splits, accuracy = palette_demo(config, n, Path(work))

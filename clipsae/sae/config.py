@@ -90,8 +90,11 @@ class TrainConfig:
     b_dec, tied random dictionary.
 
     ``aux_k`` of ``None`` means ``d_in // 2``. ``dead_steps_threshold`` counts optimiser steps
-    without a single firing. ``val_every`` and ``checkpoint_every`` are in steps; ``stats_rows``
-    caps the rows used to estimate the normalisation constant and the decoder bias.
+    without a single firing; it must span more rows than the gaps between a rare latent's
+    firings (on small data, more than an epoch), or AuxK and resampling pull live latents away
+    from the rows they fire on (bench/README.md, "The dead-latent window"). ``val_every`` and
+    ``checkpoint_every`` are in steps; ``stats_rows`` caps the rows used to estimate the
+    normalisation constant and the decoder bias.
 
     ``dict_init``: ``random`` is the tied random initialisation; ``data`` (models with ``k``)
     starts each decoder row at a distinct training row centred on ``b_dec``, and the encoder at
