@@ -4,12 +4,12 @@ and on the dictionary initialisation.
 Trains the demo's SAE as ``config/config.yaml`` defines it (TopK, k 8, expansion 8, AuxK and
 resampling), once per ``dict_init``, on Gaussians that fill r of 128 dimensions, a control whose
 effective dimension is known, and on the demo's activations when they exist. A latent is dead if it
-fires on none of the 1000 held-out rows. Prints a Markdown table and writes
+fires on none of the held-out rows. Prints a Markdown table and writes
 ``bench/out/bench_dead_latents.json``.
 
 ``--palettes 8 16 24`` adds the demo itself with longer colour palettes: for each, the embedded
-CLIP is built on captions with that many colours (about 3 min each at the demo's 400 steps;
-``--build-steps`` trains it longer), the demo's ``colors`` dataset is drawn from the same palette,
+CLIP is built on captions with that many colours (about 7 min each at the demo's 2400 steps,
+1 min with ``--build-steps 400``), the demo's ``colors`` dataset is drawn from the same palette,
 and the table gains the final layer's numbers and the model's zero-shot colour accuracy.
 
 ``--dead-windows 10 16 32 64`` prints another table instead: the SAE trained on the demo
