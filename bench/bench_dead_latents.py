@@ -42,6 +42,7 @@ from clipsae.extract import iter_image_batches
 from clipsae.metrics import reconstruction_metrics
 from clipsae.sae import SAE, load_sae, train_sae
 from clipsae.shards import load_activations
+from clipsae.steps import batches_of
 from clipsae.text import class_embeddings
 
 SMALL_EVAL = 1000
@@ -81,9 +82,7 @@ def measure(train: np.ndarray, held_out: np.ndarray, entry: dict) -> dict[str, f
 
 
 def _metrics(sae: SAE, rows: np.ndarray) -> dict[str, float]:
-    return reconstruction_metrics(
-        sae, (rows[i : i + 512] for i in range(0, len(rows), 512)), dense=False
-    )
+    return reconstruction_metrics(sae, batches_of(rows), dense=False)
 
 
 def palette_demo(config: dict, n_colors: int, work: Path) -> tuple[list[np.ndarray], float]:
@@ -168,6 +167,8 @@ def main() -> None:
                 load_activations(t) for t in (train, test)
             ]
     if args.dead_windows:
+        if not demo:
+            parser.error(f"--dead-windows needs {args.activations}/{{train,test}}/{{final,block2}}")
         rows = window_sweep(demo, entry, args.dead_windows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_name(args.out.stem + "_windows.json").write_text(json.dumps(rows, indent=2))
