@@ -32,18 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipsae.clip import VisionActivations, load_clip
-from clipsae.config import dataset_source_spec, load_config
-from clipsae.datasets import build_dataset
-from clipsae.datasets.synthetic import PALETTE
-from clipsae.embedded import WEIGHTS_FILE, BuildConfig, build_embedded_clip
-from clipsae.experiment import sae_configs
-from clipsae.extract import iter_image_batches
-from clipsae.metrics import reconstruction_metrics
+from clipsae.activations.extract import iter_image_batches
+from clipsae.activations.shards import batches_of, load_activations
+from clipsae.config.validate import dataset_source_spec, load_config
+from clipsae.data import build_dataset
+from clipsae.data.synthetic import PALETTE
+from clipsae.models.clip import VisionActivations, load_clip
+from clipsae.models.embedded import WEIGHTS_FILE, BuildConfig, build_embedded_clip
+from clipsae.models.text import class_embeddings
 from clipsae.sae import SAE, load_sae, train_sae
-from clipsae.shards import load_activations
-from clipsae.steps import batches_of
-from clipsae.text import class_embeddings
+from clipsae.sae.entry import sae_configs
+from clipsae.sae.metrics import reconstruction_metrics
 
 SMALL_EVAL = 1000
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from clipsae.clip import load_clip
-from clipsae.datasets import build_dataset
-from clipsae.extract import extract_activations
+from clipsae.activations.extract import extract_activations
+from clipsae.data import build_dataset
+from clipsae.models.clip import load_clip
 
 
 def bare_forward(clip, batches: list[torch.Tensor]) -> float:

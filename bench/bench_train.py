@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clipsae.metrics import reconstruction_metrics
 from clipsae.sae import (
     SAEConfig,
     TopKSAE,
@@ -30,6 +29,7 @@ from clipsae.sae import (
     register,
     train_sae,
 )
+from clipsae.sae.metrics import reconstruction_metrics
 
 
 @register("topk_dense")

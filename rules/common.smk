@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from clipsae.config import validate_config
-from clipsae.experiment import built_weights
+from clipsae.config.validate import validate_config
+from clipsae.models.weights import built_weights
 
 config = validate_config(config, Path(workflow.basedir))
 

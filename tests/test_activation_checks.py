@@ -14,10 +14,16 @@ import numpy as np
 import pytest
 import yaml
 
+from clipsae.activations.shards import (
+    ActivationStore,
+    ShardError,
+    ShardMeta,
+    ShardWriter,
+    file_sha256,
+)
 from clipsae.cli import main
-from clipsae.config import ConfigError, validate_config
+from clipsae.config.validate import ConfigError, validate_config
 from clipsae.sae import SAEConfig, TrainConfig, train_sae
-from clipsae.shards import ActivationStore, ShardError, ShardMeta, ShardWriter, file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 D = 8

@@ -19,11 +19,11 @@ import pytest
 import torch
 from PIL import Image
 
-from clipsae.clip import load_clip
-from clipsae.datasets import BadImage, build_dataset
-from clipsae.extract import extract_activations, iter_image_batches
-from clipsae.images import ALPHA_BACKGROUND, load_rgb
-from clipsae.shards import load_activations
+from clipsae.activations.extract import extract_activations, iter_image_batches
+from clipsae.activations.shards import load_activations
+from clipsae.data import BadImage, build_dataset
+from clipsae.data.images import ALPHA_BACKGROUND, load_rgb
+from clipsae.models.clip import load_clip
 
 MAX_PIXELS = 4096  # the corpus's limit: good images are 32x32 = 1024 pixels
 
@@ -227,7 +227,7 @@ def test_iter_image_batches_drops_and_reports_bad_rows(tmp_path, caplog):
     ds = build_dataset("f", _spec(_corpus(tmp_path, with_bad=True)))
     records = ds.records()
     seen: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="clipsae.extract"):
+    with caplog.at_level(logging.WARNING, logger="clipsae.activations.extract"):
         for images, positions in iter_image_batches(
             ds, records, _to_tensor, torch.device("cpu"), batch_size=3
         ):

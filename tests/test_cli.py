@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from clipsae.activations.shards import ActivationStore
 from clipsae.cli import main
-from clipsae.datasets import build_dataset
-from clipsae.shards import ActivationStore
+from clipsae.data import build_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_extract_train_evaluate_features_and_name(image_folder, tmp_path):
 
 
 def test_build_clip_writes_a_loadable_checkpoint(tmp_path):
-    from clipsae.clip import load_clip
+    from clipsae.models.clip import load_clip
 
     assert main(["build-clip", "--out", str(tmp_path), "--n-images", "64", "--steps", "3",
                  "--batch-size", "16"]) == 0  # fmt: skip

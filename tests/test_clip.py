@@ -7,16 +7,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clipsae.clip import (
+from clipsae.activations.extract import extract_activations, read_row_labels
+from clipsae.activations.shards import ActivationStore
+from clipsae.data import build_dataset
+from clipsae.models.clip import (
     VisionActivations,
     check_pretrained,
     layer_width,
     load_clip,
     parse_layer,
 )
-from clipsae.datasets import build_dataset
-from clipsae.extract import extract_activations, read_row_labels
-from clipsae.shards import ActivationStore
 
 
 @pytest.fixture(scope="module")

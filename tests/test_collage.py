@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from clipsae.collage import (
+from clipsae.interpret.collage import (
     BACKGROUND,
     LABEL_BOX,
     PAD,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clipsae.config import ConfigError, load_config, validate_config
+from clipsae.config.validate import ConfigError, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

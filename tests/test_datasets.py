@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clipsae.datasets import (
+from clipsae.data import (
     Record,
     SyntheticSpec,
     build_dataset,
@@ -25,8 +25,8 @@ from clipsae.datasets import (
     stratified_test_mask,
     write_index,
 )
-from clipsae.datasets.synthetic import DEFAULT_COLORS, PALETTE
-from clipsae.embedded import generate_pairs
+from clipsae.data.synthetic import DEFAULT_COLORS, PALETTE
+from clipsae.models.embedded import generate_pairs
 
 SPEC = {"source": "synthetic", "n_train": 40, "n_test": 10, "image_size": 32, "seed": 3}
 
@@ -83,7 +83,7 @@ def test_synthetic_is_identical_in_another_process():
     ds = build_dataset("demo", SPEC)
     record = ds.records()[7]
     code = (
-        "import hashlib; from clipsae.datasets import build_dataset;"
+        "import hashlib; from clipsae.data import build_dataset;"
         f"ds = build_dataset('demo', {SPEC!r}); r = ds.records()[7];"
         "print(hashlib.sha256(ds.open_image(r).tobytes()).hexdigest())"
     )

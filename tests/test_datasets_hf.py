@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipsae.datasets import build_dataset
+from clipsae.data import build_dataset
 
 
 def _png(value: int, mode: str = "RGB") -> dict:

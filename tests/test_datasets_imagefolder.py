@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipsae.datasets import build_dataset
+from clipsae.data import build_dataset
 
 
 def _write(path: Path, color: tuple[int, int, int], mode: str = "RGB") -> None:

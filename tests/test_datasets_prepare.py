@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from clipsae.cli import main
-from clipsae.datasets import build_dataset, read_index
+from clipsae.data import build_dataset, read_index
 
 SPEC = {"source": "synthetic", "n_train": 12, "n_test": 4, "image_size": 16, "seed": 5}
 

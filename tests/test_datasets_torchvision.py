@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from clipsae.datasets import build_dataset
+from clipsae.data import build_dataset
 
 
 def _md5(path: Path) -> str:

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from clipsae.device import pick_device
+from clipsae.runtime.device import pick_device
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
 

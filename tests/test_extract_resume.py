@@ -21,9 +21,9 @@ import pytest
 import torch
 from PIL import Image
 
-from clipsae.clip import load_clip
-from clipsae.datasets import BadImage, ImageDataset, Record, build_dataset
-from clipsae.extract import JOURNAL_FILE, PARTIAL_SUFFIX, extract_activations
+from clipsae.activations.extract import JOURNAL_FILE, PARTIAL_SUFFIX, extract_activations
+from clipsae.data import BadImage, ImageDataset, Record, build_dataset
+from clipsae.models.clip import load_clip
 
 N_IMAGES = 96
 SHARD_ROWS = 16
@@ -33,9 +33,9 @@ SPEC = {"source": "synthetic", "n_train": N_IMAGES, "n_test": 0, "image_size": 3
 # Extraction in a child process, slowed per image so that the parent can kill it mid-way.
 CHILD = """
 import sys, time, torch
-from clipsae.clip import load_clip
-from clipsae.datasets import build_dataset
-from clipsae.extract import extract_activations
+from clipsae.models.clip import load_clip
+from clipsae.data import build_dataset
+from clipsae.activations.extract import extract_activations
 
 torch.manual_seed(0)
 clip = load_clip("clipsae-tiny-vit", "none", "cpu")

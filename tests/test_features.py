@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 import torch
 
-from clipsae.atomic import atomic_output
-from clipsae.features import STATS_FILE, TOP_FILE, latent_stats_and_top, write_features
+from clipsae.interpret.features import STATS_FILE, TOP_FILE, latent_stats_and_top, write_features
+from clipsae.runtime.atomic import atomic_output
 
 D_IN, D_SAE, N_ROWS = 8, 24, 203
 

@@ -23,9 +23,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from clipsae.activations.shards import ActivationStore, ShardWriter
 from clipsae.sae import SAEConfig, TrainConfig, train_sae
 from clipsae.sae.train import CHECKPOINT_FILE
-from clipsae.shards import ActivationStore, ShardWriter
 
 D = 16
 CHECKPOINT_EVERY = 10
@@ -38,7 +38,7 @@ CHILD = """
 import logging, sys, time
 import clipsae.sae.train as trainer
 from clipsae.sae import SAEConfig, TrainConfig, train_sae
-from clipsae.shards import ActivationStore
+from clipsae.activations.shards import ActivationStore
 
 logging.basicConfig(level=logging.INFO)
 lr_at = trainer.lr_at

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipsae.metrics import reconstruction_metrics, reconstruction_metrics_with_counts
 from clipsae.sae import SAEConfig, build_sae
+from clipsae.sae.metrics import reconstruction_metrics, reconstruction_metrics_with_counts
 
 
 def _reference(x: np.ndarray, codes: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:

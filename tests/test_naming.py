@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from clipsae.naming import (
+from clipsae.interpret.naming import (
     NAME_COLUMNS,
     VocabError,
     load_bilingual_vocab,

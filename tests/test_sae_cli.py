@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import torch
 
+from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
 from clipsae.sae import load_sae
-from clipsae.shards import ShardWriter
 
 
 def test_train_sae_cli_end_to_end(tmp_path) -> None:

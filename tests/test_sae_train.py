@@ -10,11 +10,11 @@ import pytest
 import torch
 from sparse_data import sparse_data
 
-from clipsae.metrics import reconstruction_metrics
+from clipsae.activations.shards import ActivationStore, ShardWriter
 from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
 from clipsae.sae.data import BatchSource
+from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.train import CHECKPOINT_FILE, _init_sae, geometric_median, lr_at
-from clipsae.shards import ActivationStore, ShardWriter
 
 
 def _batches(x: np.ndarray, size: int = 1024):

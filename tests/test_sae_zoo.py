@@ -8,7 +8,6 @@ import pytest
 import torch
 from sparse_data import sparse_data
 
-from clipsae.experiment import sae_configs
 from clipsae.sae import (
     ARCHITECTURES,
     SAEConfig,
@@ -18,6 +17,7 @@ from clipsae.sae import (
     save_sae,
     train_sae,
 )
+from clipsae.sae.entry import sae_configs
 from clipsae.sae.train import _resample_dead, _State
 
 # Model keys per architecture at d_sae = 64, and the training keys that make each one sparse.

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from clipsae.shards import ActivationStore, ShardError, ShardWriter, load_activations
+from clipsae.activations.shards import ActivationStore, ShardError, ShardWriter, load_activations
 
 
 def write(tmp_path, data, shard_rows, chunk):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipsae.clip import load_clip
-from clipsae.text import class_embeddings, encode_texts
+from clipsae.models.clip import load_clip
+from clipsae.models.text import class_embeddings, encode_texts
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from clipsae.report import COLUMNS
+from clipsae.report.markdown import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

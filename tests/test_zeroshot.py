@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from clipsae.clip import load_clip
-from clipsae.datasets import build_dataset
+from clipsae.data import build_dataset
+from clipsae.evaluate.zeroshot import ZeroShotTally, zeroshot_on_embeddings, zeroshot_spliced
+from clipsae.models.clip import load_clip
 from clipsae.sae import SAEConfig, TopKSAE
-from clipsae.zeroshot import ZeroShotTally, zeroshot_on_embeddings, zeroshot_spliced
 
 
 def identity_sae(d: int) -> TopKSAE:

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.build import build_model
 
 with job_log(snakemake.log[0]):
-    steps.build_model(
+    build_model(
         snakemake.params.arch,
         snakemake.params.build,
         Path(snakemake.output.weights).parent,

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.collages import collages
 
 with job_log(snakemake.log[0]):
-    steps.collages(
+    collages(
         Path(snakemake.input.stats).parent,
         Path(snakemake.input.acts),
         snakemake.wildcards.dataset,

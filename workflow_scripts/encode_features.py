@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.features import encode_features
 
 with job_log(snakemake.log[0]):
-    steps.encode_features(
+    encode_features(
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.acts),
         Path(snakemake.output.stats).parent,

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.reconstruction import eval_reconstruction
 
 with job_log(snakemake.log[0]):
-    steps.eval_reconstruction(
+    eval_reconstruction(
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.acts),
         Path(snakemake.output[0]),

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.zeroshot import eval_zeroshot
 
 w = snakemake.wildcards
 with job_log(snakemake.log[0]):
-    steps.eval_zeroshot(
+    eval_zeroshot(
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.acts),
         Path(snakemake.input.classes),

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.extract import extract
 
 w = snakemake.wildcards
 with job_log(snakemake.log[0]):
-    steps.extract(
+    extract(
         snakemake.params.model,
         snakemake.input.weights or None,
         w.dataset,

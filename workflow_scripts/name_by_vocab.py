@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.naming import name_by_vocab
 
 with job_log(snakemake.log[0]):
-    steps.name_by_vocab(
+    name_by_vocab(
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.vocab),
         snakemake.wildcards.layer,

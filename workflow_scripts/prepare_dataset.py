@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.prepare import prepare
 
 with job_log(snakemake.log[0]):
-    steps.prepare(
+    prepare(
         snakemake.wildcards.dataset, snakemake.params.entry, Path(snakemake.output.index).parent
     )

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from clipsae.logs import job_log
-from clipsae.report import write_report
+from clipsae.report.markdown import write_report
+from clipsae.runtime.logs import job_log
 
 with job_log(snakemake.log[0]):
     write_report(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from clipsae.logs import job_log
-from clipsae.report import results_table
+from clipsae.report.markdown import results_table
+from clipsae.runtime.logs import job_log
 
 with job_log(snakemake.log[0]):
     results_table(

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.logs import job_log
+from clipsae.runtime.logs import job_log
+from clipsae.steps.train import train
 
 w = snakemake.wildcards
 with job_log(snakemake.log[0]):
-    steps.train(
+    train(
         snakemake.params.entry,
         Path(snakemake.input.train),
         Path(snakemake.input.val),

@@ -6,8 +6,8 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from clipsae import steps
-from clipsae.embedded import BuildConfig
+from clipsae.models.embedded import BuildConfig
+from clipsae.steps.build import build_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,5 +25,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     build = {f.name: getattr(args, f.name) for f in fields(BuildConfig)}
-    steps.build_model(args.arch, build, args.out, args.device)
+    build_model(args.arch, build, args.out, args.device)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clipsae import steps
+from clipsae.steps.text import embed_classes, embed_vocab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     model = {"arch": args.model, "pretrained": args.pretrained}
     if args.classes is not None:
-        steps.embed_classes(model, None, args.classes, args.template, args.out)
+        embed_classes(model, None, args.classes, args.template, args.out)
     else:
-        steps.embed_vocab(model, None, args.vocab, args.out)
+        embed_vocab(model, None, args.vocab, args.out)
     return 0

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsae import steps
-from clipsae.device import pick_device
+from clipsae.evaluate.zeroshot import zeroshot_on_embeddings
+from clipsae.runtime.device import pick_device
 from clipsae.sae import load_sae
-from clipsae.zeroshot import zeroshot_on_embeddings
+from clipsae.steps.reconstruction import eval_reconstruction
+from clipsae.steps.zeroshot import labelled_batches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    steps.eval_reconstruction(args.sae, args.activations, args.out, args.device)
+    eval_reconstruction(args.sae, args.activations, args.out, args.device)
     if args.classes is None:
         return 0
     device = pick_device(args.device)
     sae = load_sae(args.sae, device).eval()
-    batches = steps.labelled_batches(args.activations)
+    batches = labelled_batches(args.activations)
     result = json.loads(args.out.read_text())
     result["zeroshot"] = zeroshot_on_embeddings(batches, np.load(args.classes), sae, device)
     args.out.write_text(json.dumps(result, indent=2))

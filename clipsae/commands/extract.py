@@ -14,10 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from clipsae.clip import load_clip
-from clipsae.datasets import ImageDataset, Record, build_dataset
-from clipsae.datasets.imagefolder import IMAGE_SUFFIXES
-from clipsae.extract import extract_activations
+from clipsae.activations.extract import extract_activations
+from clipsae.data import ImageDataset, Record, build_dataset
+from clipsae.data.imagefolder import IMAGE_SUFFIXES
+from clipsae.models.clip import load_clip
 
 log = logging.getLogger(__name__)
 

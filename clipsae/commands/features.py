@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clipsae import steps
+from clipsae.steps.features import encode_features
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,5 +17,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    steps.encode_features(args.sae, args.activations, args.out, args.top_k, args.device)
+    encode_features(args.sae, args.activations, args.out, args.top_k, args.device)
     return 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clipsae import steps
 from clipsae.sae import load_sae
+from clipsae.steps.naming import name_directions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     directions = load_sae(args.sae).W_dec.detach().numpy()
-    steps.name_directions(
-        directions, args.vocab_embeddings, args.out, args.top_n, not args.no_center
-    )
+    name_directions(directions, args.vocab_embeddings, args.out, args.top_n, not args.no_center)
     return 0

@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 import yaml
 
-from clipsae.config import dataset_source_spec
-from clipsae.datasets import build_dataset, write_index
+from clipsae.config.validate import dataset_source_spec
+from clipsae.data import build_dataset, write_index
 
 log = logging.getLogger(__name__)
 

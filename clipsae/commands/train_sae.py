@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from clipsae import steps
 from clipsae.sae import ARCHITECTURES
+from clipsae.steps.train import train
 
 # Flags with their own option; everything else goes through --set.
 _FLAGS = ("k", "expansion", "batch_size", "epochs", "lr", "seed")
@@ -56,5 +56,5 @@ def sae_entry(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     provenance = {"training_data": str(args.activations), "validation_data": str(args.val or "")}
-    steps.train(sae_entry(args), args.activations, args.val, args.out, provenance, args.device)
+    train(sae_entry(args), args.activations, args.val, args.out, provenance, args.device)
     return 0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from clipsae.shards import ActivationStore, check_finite, check_same_source
+from clipsae.activations.shards import ActivationStore, check_finite, check_same_source
 
 Activations = np.ndarray | ActivationStore
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clipsae import __version__
-from clipsae.atomic import atomic_output, atomic_write_json
+from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.sae.base import SAE, build_sae
 from clipsae.sae.config import SAEConfig
 

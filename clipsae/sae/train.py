@@ -23,12 +23,12 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
-from clipsae.device import pick_device
-from clipsae.metrics import reconstruction_metrics
+from clipsae.runtime.device import pick_device
 from clipsae.sae.base import SAE, build_sae
 from clipsae.sae.config import SAEConfig, TrainConfig
 from clipsae.sae.data import Activations, BatchSource, check_inputs
 from clipsae.sae.io import atomic_save_tensors, save_sae
+from clipsae.sae.metrics import reconstruction_metrics
 
 log = logging.getLogger(__name__)
 

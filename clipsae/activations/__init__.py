@@ -1,0 +1,1 @@
+"""Image activations: extraction from a model layer into journaled ``.npy`` shards."""

@@ -1,0 +1,1 @@
+"""Workflow configuration: the JSON schema (package data) and the checks that need code."""

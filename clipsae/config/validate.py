@@ -1,0 +1,135 @@
+"""Workflow configuration: schema validation with defaults, then checks that need the code.
+
+Every mistake is reported before any job starts, as ``ConfigError`` naming the key path
+(``models.tiny.layers[1]``) and, where there is a closed set, the allowed values.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema.yaml"
+# Dataset keys read by the workflow itself; everything else goes to the dataset source.
+WORKFLOW_DATASET_KEYS = ("templates",)
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with the offending key path in the message."""
+
+
+def _key_path(path: Iterator) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    schema = error.schema
+    if error.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
+        extra = sorted(set(error.instance) - set(schema["properties"]))
+        allowed = ", ".join(schema["properties"])
+        return f"{where}: unknown key {', '.join(map(repr, extra))} (allowed: {allowed})"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{where}: {error.instance!r} is not allowed (allowed: {allowed})"
+    if error.validator == "propertyNames":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that also fills in ``default`` values (the jsonschema-documented pattern)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def validate_schema(config: dict) -> dict:
+    """Validate against ``clipsae/config/schema.yaml``; returns a copy with defaults filled in."""
+    config = copy.deepcopy(config)
+    schema = load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(map(_describe, errors)))
+    return config
+
+
+def dataset_source_spec(entry: dict) -> dict:
+    """The part of a dataset entry that belongs to its source (without workflow keys)."""
+    return {k: v for k, v in entry.items() if k not in WORKFLOW_DATASET_KEYS}
+
+
+def check_semantics(config: dict, base_dir: Path) -> None:
+    """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
+    from clipsae.data import build_dataset
+    from clipsae.models.clip import check_pretrained, layer_width
+    from clipsae.models.embedded import BuildConfig
+    from clipsae.sae.entry import check_sae_spec
+
+    problems: list[str] = []
+
+    def attempt(where: str, fn, *args) -> object:
+        try:
+            return fn(*args)
+        except (ValueError, FileNotFoundError, KeyError, TypeError) as exc:
+            problems.append(f"{where}: {exc}")
+            return None
+
+    for name, model in config["models"].items():
+        where = f"models.{name}"
+        if model["pretrained"] == "build":
+            attempt(f"{where}.build", lambda build: BuildConfig(**build), model["build"])
+        else:
+            attempt(f"{where}.pretrained", check_pretrained, model["arch"], model["pretrained"])
+        for i, layer in enumerate(model["layers"]):
+            width = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)
+            if width is None:
+                continue
+            for sae_name, sae in config["saes"].items():
+                attempt(f"saes.{sae_name}", check_sae_spec, sae, width)
+    for name, entry in config["datasets"].items():
+        attempt(f"datasets.{name}", build_dataset, name, dataset_source_spec(entry))
+    vocab = base_dir / config["vocabulary"]
+    if not vocab.is_file():
+        problems.append(f"vocabulary: file {vocab} does not exist")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def validate_config(config: dict, base_dir: Path = Path(".")) -> dict:
+    config = validate_schema(config)
+    check_semantics(config, Path(base_dir))
+    return config
+
+
+def load_config(path: Path, base_dir: Path = Path(".")) -> dict:
+    """Load and validate a config file; relative paths in it are relative to ``base_dir``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return validate_config(raw, base_dir)

@@ -1,0 +1,1 @@
+"""Interpretation of latents: per-latent statistics and top images, collages, names."""

@@ -1,0 +1,172 @@
+"""Loading CLIP models through open_clip and reading the activations an SAE is trained on.
+
+A model is an open_clip architecture name plus a ``pretrained`` value: an open_clip tag
+(``openai``, ``laion2b_s34b_b79k``), a local checkpoint file, or ``none`` for random weights.
+The project ships its own tiny architectures (``clipsae/models/model_configs``) so the pipeline
+runs offline; they load through exactly the same open_clip code as ``ViT-B-32``.
+
+Layers: ``final`` is the image embedding (after ``ln_post`` and the projection, before the L2
+normalisation that zero-shot applies); ``block{N}`` is the residual stream after the N-th
+(0-based) vision transformer block at the CLS token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import nn
+
+from clipsae.runtime.device import pick_device
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(EMBEDDED_CONFIG_DIR)
+
+_BLOCK = re.compile(r"^block(\d+)$")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def architecture_config(arch: str) -> dict:
+    """The open_clip config of ``arch``; raises naming the known architectures if unknown."""
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(
+            f"unknown open_clip architecture {arch!r}; known: {', '.join(open_clip.list_models())}"
+        )
+    return cfg
+
+
+def vision_depth(arch: str) -> int:
+    layers = architecture_config(arch)["vision_cfg"]["layers"]
+    if not isinstance(layers, int):
+        raise ValueError(
+            f"{arch} has a non-transformer vision tower; only ViT models have block layers"
+        )
+    return layers
+
+
+def parse_layer(layer: str, arch: str) -> int | None:
+    """``final`` -> None, ``blockN`` -> N, validated against the depth of ``arch``."""
+    if layer == "final":
+        return None
+    match = _BLOCK.match(layer)
+    if not match:
+        raise ValueError(f"layer {layer!r} is neither 'final' nor 'block<N>'")
+    block, depth = int(match.group(1)), vision_depth(arch)
+    if block >= depth:
+        raise ValueError(
+            f"layer {layer!r} is out of range: {arch} has blocks block0..block{depth - 1}"
+        )
+    return block
+
+
+def layer_width(arch: str, layer: str) -> int:
+    cfg = architecture_config(arch)
+    return cfg["embed_dim"] if parse_layer(layer, arch) is None else cfg["vision_cfg"]["width"]
+
+
+def is_checkpoint_path(pretrained: str) -> bool:
+    return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in pretrained
+
+
+def check_pretrained(arch: str, pretrained: str) -> None:
+    """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job."""
+    architecture_config(arch)
+    if pretrained == "none" or is_checkpoint_path(pretrained):
+        return
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if pretrained not in tags:
+        raise ValueError(
+            f"pretrained tag {pretrained!r} is not known for {arch}; "
+            f"known tags: {', '.join(tags) or 'none'}; or give a checkpoint path, or 'none'"
+        )
+
+
+@dataclass
+class LoadedClip:
+    model: nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    arch: str
+    device: torch.device
+
+
+def load_clip(arch: str, pretrained: str = "none", device: str = "auto") -> LoadedClip:
+    """Build ``arch`` and load its weights; checkpoint files load without pickle."""
+    check_pretrained(arch, pretrained)
+    if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
+        raise FileNotFoundError(f"checkpoint {pretrained} does not exist")
+    dev = pick_device(device)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        arch,
+        pretrained=None if pretrained == "none" else pretrained,
+        device=dev,
+        weights_only=True,
+    )
+    model.eval()
+    log.info("loaded %s (pretrained=%s) on %s", arch, pretrained, dev)
+    return LoadedClip(model, preprocess, open_clip.get_tokenizer(arch), arch, dev)
+
+
+Splice = Callable[[torch.Tensor], torch.Tensor]
+
+
+class VisionActivations(nn.Module):
+    """Runs the vision tower only as far as a layer needs.
+
+    ``block{N}`` stops after block N, so reading an early layer costs a fraction of a full
+    forward pass. ``finish`` continues from a block's residual stream to the image embedding,
+    optionally replacing the CLS token by ``splice(cls)``: this is how an SAE inserted at an
+    inner layer is evaluated on the model's own output.
+    """
+
+    def __init__(self, clip_model: nn.Module, block: int | None) -> None:
+        super().__init__()
+        self.visual = clip_model.visual
+        self.block = block
+        blocks = self.visual.transformer.resblocks
+        self._batch_first = getattr(self.visual.transformer, "batch_first", True)
+        self._head = blocks if block is None else blocks[: block + 1]
+        self._tail = blocks[0:0] if block is None else blocks[block + 1 :]
+
+    def _run(self, blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        if not self._batch_first:
+            x = x.transpose(0, 1)
+        for blk in blocks:
+            x = blk(x)
+        return x if self._batch_first else x.transpose(0, 1)
+
+    def residual(self, images: torch.Tensor) -> torch.Tensor:
+        """Residual stream after the configured block, all tokens: (B, tokens, width)."""
+        return self._run(self._head, self.visual._embeds(images))
+
+    def finish(self, residual: torch.Tensor, splice: Splice | None = None) -> torch.Tensor:
+        """Image embedding (unnormalised) from the residual stream after the configured block."""
+        if splice is not None:
+            residual = torch.cat([splice(residual[:, 0])[:, None], residual[:, 1:]], dim=1)
+        x = self._run(self._tail, residual)
+        pooled, _ = self.visual._pool(x)
+        return pooled @ self.visual.proj if self.visual.proj is not None else pooled
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The activation an SAE for this layer reads: CLS residual, or the final embedding."""
+        if self.block is None:
+            return self.visual(images)
+        return self.residual(images)[:, 0]
+
+
+def open_model(entry: dict, weights: Path | None = None, device: str = "auto") -> LoadedClip:
+    """Load a ``models`` entry; ``weights`` is the built checkpoint for ``pretrained: build``."""
+    if entry["pretrained"] == "build":
+        if weights is None:
+            raise ValueError(f"model {entry['arch']} has pretrained: build but no built weights")
+        return load_clip(entry["arch"], str(weights), device)
+    return load_clip(entry["arch"], entry["pretrained"], device)

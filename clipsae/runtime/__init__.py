@@ -1,0 +1,1 @@
+"""The execution environment every stage shares: atomic outputs, device choice, job logs."""

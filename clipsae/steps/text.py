@@ -1,0 +1,40 @@
+"""Step ``embed_text``: class prompts and concept vocabularies through the text tower."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from clipsae.interpret.naming import load_bilingual_vocab
+from clipsae.models.clip import open_model
+from clipsae.models.text import DEFAULT_TEMPLATES, class_embeddings, encode_texts
+from clipsae.runtime.atomic import atomic_output
+
+
+def _save_embeddings(emb: np.ndarray, table: pl.DataFrame, out_npy: Path) -> None:
+    with atomic_output(Path(out_npy).with_suffix(".parquet")) as tmp:
+        table.write_parquet(tmp)
+    with atomic_output(Path(out_npy)) as tmp:
+        np.save(tmp, emb.astype(np.float32))
+
+
+def embed_classes(
+    model: dict,
+    weights: Path | None,
+    classes_json: Path,
+    templates: list[str] | None,
+    out_npy: Path,
+) -> None:
+    clip = open_model(model, weights)
+    names = json.loads(Path(classes_json).read_text())["classes"]
+    emb = class_embeddings(clip, names, templates or DEFAULT_TEMPLATES)
+    _save_embeddings(emb, pl.DataFrame({"label": range(len(names)), "name": names}), out_npy)
+
+
+def embed_vocab(model: dict, weights: Path | None, vocab_tsv: Path, out_npy: Path) -> None:
+    clip = open_model(model, weights)
+    vocab = load_bilingual_vocab(Path(vocab_tsv))
+    _save_embeddings(encode_texts(clip, vocab["en"].to_list()), vocab, out_npy)

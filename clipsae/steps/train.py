@@ -1,0 +1,40 @@
+"""Step ``train_sae``: an SAE from a ``saes`` entry, with its held-out metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipsae.activations.shards import ActivationStore, batches_of, open_activations
+from clipsae.runtime.atomic import atomic_write_json
+from clipsae.runtime.device import pick_device
+from clipsae.sae import load_sae, train_sae
+from clipsae.sae.entry import sae_configs
+from clipsae.sae.metrics import reconstruction_metrics
+
+
+def train(
+    entry: dict,
+    train_path: Path,
+    val_path: Path | None,
+    out_dir: Path,
+    extra: dict,
+    device: str | None = "auto",
+) -> dict:
+    """Train the SAE of a config ``saes`` entry; metrics.json is measured on the validation rows
+    when given, else on the training rows (and says which)."""
+    train_data = open_activations(train_path)
+    val_data = open_activations(val_path) if val_path is not None else None
+    d_in = train_data.d if isinstance(train_data, ActivationStore) else train_data.shape[1]
+    cfg, tcfg = sae_configs(entry, d_in)
+    summary = train_sae(
+        train_data, cfg, tcfg, Path(out_dir), val=val_data, device=device, extra=extra
+    )
+    sae = load_sae(Path(out_dir), pick_device(device))
+    evaluated = val_data if val_data is not None else train_data
+    metrics = {
+        **reconstruction_metrics(sae, batches_of(evaluated)),
+        "evaluated_on": "val" if val_data is not None else "train",
+        **summary,
+    }
+    atomic_write_json(metrics, Path(out_dir) / "metrics.json")
+    return metrics
