@@ -71,8 +71,17 @@ def combos():
                     yield dict(model=model, layer=layer, dataset=dataset, sae=sae)
 
 
+def extractions():
+    """Every (model, dataset, split, layer) activation folder the runs read, in a stable order."""
+    seen = {(c["model"], c["dataset"], c["layer"]) for c in combos()}
+    for model, dataset, layer in sorted(seen):
+        for split in SPLITS:
+            yield dict(model=model, dataset=dataset, split=split, layer=layer)
+
+
 def per_combo(pattern):
     return [pattern.format(**c) for c in combos()]
 
 
 RUN = "{model}/{layer}/{dataset}/{sae}"
+ACTS = f"{R}/activations/{{model}}/{{dataset}}/{{split}}/{{layer}}"

@@ -16,7 +16,6 @@ rule results_table:
         runtime=res("results_table", "runtime"),
     params:
         runs=list(combos()),
-        results=R,
     script:
         "../workflow_scripts/results_table.py"
 
@@ -27,10 +26,7 @@ rule report:
         stats=per_combo(f"{R}/features/{RUN}/stats.parquet"),
         collages=per_combo(f"{R}/collages/{RUN}"),
         names=per_combo(f"{R}/interpret/{RUN}/vocab.csv"),
-        acts=sorted(
-            set(per_combo(f"{R}/activations/{{model}}/{{dataset}}/train/{{layer}}"))
-            | set(per_combo(f"{R}/activations/{{model}}/{{dataset}}/test/{{layer}}"))
-        ),
+        acts=[ACTS.format(**e) for e in extractions()],
         models=[
             f"{R}/models/{m}/build.json"
             for m, e in config["models"].items()
@@ -49,6 +45,6 @@ rule report:
         runtime=res("report", "runtime"),
     params:
         runs=list(combos()),
-        results=R,
+        extractions=list(extractions()),
     script:
         "../workflow_scripts/report.py"

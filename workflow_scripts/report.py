@@ -2,10 +2,24 @@
 
 from pathlib import Path
 
-from clipsae.report.markdown import write_report
+from clipsae.report.document import Extraction, ReportInputs, write_report
+from clipsae.report.runs import bind_runs
+from clipsae.report.sections import SECTIONS
 from clipsae.runtime.logs import job_log
 
 with job_log(snakemake.log[0]):
-    write_report(
-        Path(snakemake.params.results), snakemake.params.runs, Path(snakemake.output.report)
+    inputs = ReportInputs(
+        table=Path(snakemake.input.table),
+        runs=bind_runs(
+            snakemake.params.runs,
+            {role: snakemake.input[role] for role in ("stats", "collages", "names")},
+        ),
+        extractions=[
+            Extraction(**key, directory=Path(path))
+            for key, path in zip(snakemake.params.extractions, snakemake.input.acts, strict=True)
+        ],
+        builds=[Path(p) for p in snakemake.input.models],
+        out_md=Path(snakemake.output.report),
+        figures_dir=Path(snakemake.output.figure).parent,
     )
+    write_report(inputs, SECTIONS)

@@ -1,1 +1,1 @@
-"""The results table and the Markdown report."""
+"""The results table and the Markdown report, built from sections that each stage contributes."""

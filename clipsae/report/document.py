@@ -1,0 +1,55 @@
+"""The report as a sequence of sections, each contributed by one stage.
+
+A stage that has something to show adds a module under ``clipsae.report.sections`` and one entry
+in ``SECTIONS``; the files it reads reach it through ``ReportInputs``, bound from the report
+rule's declared inputs, so a new feature never edits another stage's section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipsae.report.runs import RunFiles
+from clipsae.runtime.atomic import atomic_output
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One split of one dataset through one model layer: its shard folder."""
+
+    model: str
+    dataset: str
+    split: str
+    layer: str
+    directory: Path
+
+    @property
+    def meta(self) -> Path:
+        return self.directory / "meta.json"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    table: Path
+    runs: Sequence[RunFiles]
+    extractions: Sequence[Extraction]
+    builds: Sequence[Path]
+    out_md: Path
+    figures_dir: Path
+
+    def relative(self, path: Path) -> str:
+        """``path`` as a link from the report's folder."""
+        return Path(path).relative_to(self.out_md.parent).as_posix()
+
+
+Section = Callable[[ReportInputs], list[str]]
+
+
+def write_report(inputs: ReportInputs, sections: Sequence[Section]) -> None:
+    lines = ["# clipsae report", ""]
+    for section in sections:
+        lines += section(inputs)
+    with atomic_output(inputs.out_md) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")

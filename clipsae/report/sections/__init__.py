@@ -1,0 +1,5 @@
+"""The report's sections, in the order they appear; each module owns one."""
+
+from clipsae.report.sections import data, latents, models, results, sparsity
+
+SECTIONS = (results.section, data.section, sparsity.section, models.section, latents.section)

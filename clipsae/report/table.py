@@ -1,0 +1,84 @@
+"""The results table: Parquet as the source of truth, Markdown for people."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from clipsae.report.runs import RunFiles
+from clipsae.runtime.atomic import atomic_output
+
+FVU_DEFINITION = (
+    "FVU is dataset-level: sum ||x - x_hat||² / sum ||x - mean(x)||² over the test split, in the "
+    "activations' original units; R² = 1 - FVU. L0 is the mean number of non-zero latents per "
+    "image. Dead % counts latents that never fire on the test split."
+)
+COLUMNS = [
+    "dataset", "model", "layer", "sae", "variant", "accuracy", "delta_accuracy", "dict_size",
+    "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct", "notes",
+]  # fmt: skip
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _rows(run: RunFiles) -> list[dict]:
+    """The CLIP row and the CLIP+SAE row of one (model, layer, dataset, sae) run."""
+    recon = read_json(run["recon"])
+    zs = read_json(run["zeroshot"])
+    cfg = read_json(run["cfg"])
+    key = {k: getattr(run.run, k) for k in ("dataset", "model", "layer", "sae")}
+    empty = dict.fromkeys(["delta_accuracy", "dict_size", "L0", "MSE", "L1", "R2Score", "FVU",
+                           "cosine", "dead_pct"])  # fmt: skip
+    clip = {**key, **empty, "variant": "CLIP", "accuracy": zs["accuracy_clip"],
+            "notes": f"zero-shot, {zs['n_classes']} classes, n={zs['n']}"}  # fmt: skip
+    sae = {
+        **key,
+        "variant": "CLIP+SAE",
+        "accuracy": zs["accuracy_sae"],
+        "delta_accuracy": zs["delta_accuracy"],
+        "dict_size": cfg["d_sae"],
+        "L0": recon["l0"],
+        "MSE": recon["mse"],
+        "L1": recon["l1"],
+        "R2Score": recon["r2"],
+        "FVU": recon["fvu"],
+        "cosine": recon["cosine"],
+        "dead_pct": 100.0 * recon["dead_frac"],
+        "notes": f"{cfg['arch']} k={cfg.get('k')}, {zs['method']} zero-shot, "
+        f"KL={zs['kl_clip_to_sae']:.3g}",
+    }
+    return [clip, sae]
+
+
+def build_table(runs: Sequence[RunFiles]) -> pl.DataFrame:
+    rows = [row for run in runs for row in _rows(run)]
+    return pl.DataFrame(rows, schema_overrides={"dict_size": pl.Int64}).select(COLUMNS)
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(df: pl.DataFrame) -> str:
+    header = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.iter_rows()]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def results_table(*, runs: Sequence[RunFiles], out_parquet: Path, out_md: Path) -> None:
+    df = build_table(runs)
+    with atomic_output(Path(out_parquet)) as tmp:
+        df.write_parquet(tmp)
+    with atomic_output(Path(out_md)) as tmp:
+        tmp.write_text(to_markdown(df) + "\n" + FVU_DEFINITION + "\n", encoding="utf-8")
