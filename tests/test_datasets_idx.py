@@ -9,7 +9,6 @@ absent.
 
 from __future__ import annotations
 
-import copy
 import gzip
 import shutil
 import struct
@@ -131,9 +130,12 @@ def test_missing_and_foreign_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"holds \(2,\) labels but .* 3 images"):
         build_dataset("fm", {"source": "fashion_mnist", "root": str(tmp_path)})
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 5, 4)))
-    with pytest.raises(ValueError, match="only unsigned bytes"):
-        header = bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 2)
-        (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(header + bytes(8))
+    # Float labels (type 0x0D), in a plain file, which is read before a gzipped one.
+    header = bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 2)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(header + bytes(8))
+    with pytest.raises(
+        ValueError, match=r"t10k-labels-idx1-ubyte: IDX type code 0x0d; only unsigned"
+    ):
         build_dataset("fm", {"source": "fashion_mnist", "root": str(tmp_path)})
 
 
@@ -156,7 +158,7 @@ def test_config_validation_names_the_missing_file(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["datasets"] = {"clothes": {"source": "fashion_mnist", "root": str(tmp_path / "none")}}
     with pytest.raises(ConfigError, match=r"datasets\.clothes: dataset 'clothes' .* not found"):
-        validate_config(copy.deepcopy(config), ROOT)
+        validate_config(config, ROOT)
 
 
 @needs_debian
@@ -183,7 +185,8 @@ def test_debian_fashion_mnist_labels_and_pixels_are_the_files() -> None:
                 assert np.asarray(image)[..., channel].tobytes() == expected.tobytes()
 
 
-def _extract(name: str, entry: dict, work: Path, split: str) -> tuple[Path, ActivationStore]:
+def _extract(name: str, entry: dict, *, work: Path, split: str) -> tuple[Path, ActivationStore]:
+    """The ``final`` activations of one split of a prepared dataset, by the workflow's step."""
     out = work / "acts" / split / "final"
     extract(MODEL, None, name, entry, work / "data", split, "final", out, EXTRACTION, device="cpu")
     return out, ActivationStore(out)
@@ -201,7 +204,7 @@ def test_debian_fashion_mnist_goes_through_extraction_and_collages(tmp_path: Pat
         if record.split == "test":
             assert record.label == test_labels[int(record.id.split("-")[1])]
 
-    acts_dir, store = _extract("clothes", entry, tmp_path, "train")
+    acts_dir, store = _extract("clothes", entry, work=tmp_path, split="train")
     train_ids = [r.id for r in records if r.split == "train"]
     rows = pl.read_parquet(acts_dir / "index.parquet")
     assert rows["id"].to_list() == train_ids  # every real image is good: none skipped
@@ -267,7 +270,7 @@ def test_scikit_image_photos_go_through_an_imagefolder(tmp_path: Path) -> None:
             reference = np.repeat(reference[..., None], 3, axis=2)
         np.testing.assert_array_equal(pixels, reference)
 
-    acts_dir, store = _extract("photos", entry, tmp_path, "train")
+    acts_dir, store = _extract("photos", entry, work=tmp_path, split="train")
     acts = store.load_all()
     assert acts.shape == (5, 128) and np.isfinite(acts).all()
     assert pl.read_parquet(acts_dir / "index.parquet")["label"].to_list() == [

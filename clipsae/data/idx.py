@@ -139,7 +139,7 @@ class IdxDataset(ImageDataset):
                     f"{labels_path} has label {int(labels.max())} but class_names lists only "
                     f"{len(class_names)} classes"
                 )
-            self.images[split], self.labels[split] = images, np.asarray(labels)
+            self.images[split], self.labels[split] = images, np.array(labels)  # not a mmap
 
     def _chosen(self, split: str) -> np.ndarray:
         n = len(self.labels[split])
@@ -189,7 +189,8 @@ def _check_keys(where: str, merged: dict[str, Any]) -> None:
         raise ValueError(f"{where}: seed must be an integer, got {merged['seed']!r}")
 
 
-def _build(name: str, source: str, merged: dict[str, Any], hint: str = "") -> IdxDataset:
+def _build(name: str, merged: dict[str, Any], *, source: str, hint: str = "") -> IdxDataset:
+    """The dataset of checked keys; ``hint`` follows a missing-file message."""
     where = f"dataset {name!r} (source {source!r})"
     _check_keys(where, merged)
     try:
@@ -211,7 +212,7 @@ def _build(name: str, source: str, merged: dict[str, Any], hint: str = "") -> Id
 def build_idx(name: str, spec: dict[str, Any]) -> IdxDataset:
     """The ``idx`` source: ``root``, ``class_names`` (label order), ``max_images``, ``seed``."""
     merged = resolve_spec(name, spec, required=("root", "class_names"), defaults=IDX_DEFAULTS)
-    return _build(name, "idx", merged)
+    return _build(name, merged, source="idx")
 
 
 @register("fashion_mnist")
@@ -227,4 +228,4 @@ def build_fashion_mnist(name: str, spec: dict[str, Any]) -> IdxDataset:
         "; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist)"
         " or set root to a folder with the four Fashion-MNIST files"
     )
-    return _build(name, "fashion_mnist", merged, hint)
+    return _build(name, merged, source="fashion_mnist", hint=hint)
