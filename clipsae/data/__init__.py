@@ -1,6 +1,6 @@
 """Image dataset sources behind one interface (see ``base``); importing registers every source."""
 
-from clipsae.data import hf, imagefolder, synthetic, torchvision_sources
+from clipsae.data import hf, idx, imagefolder, synthetic, torchvision_sources
 from clipsae.data.base import (
     ImageDataset,
     Record,
@@ -21,6 +21,7 @@ __all__ = [
     "build_dataset",
     "caption",
     "hf",
+    "idx",
     "imagefolder",
     "load_rgb",
     "read_classes",
