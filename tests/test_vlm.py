@@ -18,7 +18,7 @@ from PIL import Image
 from vlm_server import Reply, VLMServer, default_content, image_of
 
 from clipsae.commands import interpret_vlm
-from clipsae.config import ConfigError
+from clipsae.config.validate import ConfigError
 from clipsae.interpret.vlm import (
     VLMAuthError,
     VLMConfig,

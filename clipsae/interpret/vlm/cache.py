@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clipsae.atomic import atomic_write_json
+from clipsae.runtime.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 

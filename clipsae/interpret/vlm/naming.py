@@ -27,11 +27,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipsae.atomic import atomic_output, atomic_write_json
 from clipsae.interpret.vlm.answer import answer_fields, build_prompt, parse_answer
 from clipsae.interpret.vlm.cache import AnswerCache, cache_key
 from clipsae.interpret.vlm.client import ChatClient, VLMAuthError, VLMError
 from clipsae.interpret.vlm.config import VLMConfig
+from clipsae.runtime.atomic import atomic_output, atomic_write_json
 
 log = logging.getLogger(__name__)
 
