@@ -52,7 +52,7 @@ def key(monkeypatch):
     return KEY
 
 
-def make_collages(folder: Path, n: int, server: VLMServer) -> Path:
+def make_collages(folder: Path, n: int, *, server: VLMServer) -> Path:
     """``n`` distinct small JPEG collages of latents 10, 20, ...; the server learns their bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -133,7 +133,7 @@ def test_parse_answer_accepts_fences_and_prose_and_rejects_missing_fields():
 
 
 def test_happy_path_then_full_rerun_asks_nothing(server, key, tmp_path):
-    collages = make_collages(tmp_path / "collages", 5, server)
+    collages = make_collages(tmp_path / "collages", 5, server=server)
     out, cache = tmp_path / "vlm.csv", tmp_path / "cache"
     cfg = config(server, concurrency=3)
     result = run_vlm_naming(collages, config=cfg, out_csv=out, cache_dir=cache)
@@ -163,7 +163,7 @@ def test_happy_path_then_full_rerun_asks_nothing(server, key, tmp_path):
 
 
 def test_429_with_retry_after_is_honoured(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 1, server))
+    collages = find_collages(make_collages(tmp_path / "c", 1, server=server))
     server.script = [Reply(status=429, headers={"Retry-After": "1"}, body='{"error": "slow"}')]
     start = time.monotonic()
     result = name_collages(collages, config=config(server), cache_dir=tmp_path / "cache")
@@ -173,7 +173,7 @@ def test_429_with_retry_after_is_honoured(server, key, tmp_path):
 
 
 def test_5xx_then_success_and_retries_spent(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 1, server))
+    collages = find_collages(make_collages(tmp_path / "c", 1, server=server))
     server.script = [Reply(status=500, body="boom"), Reply(status=503, body="busy")]
     result = name_collages(collages, config=config(server), cache_dir=tmp_path / "a")
     assert server.count == 3 and result.counts() == {"ok": 1}
@@ -188,7 +188,7 @@ def test_5xx_then_success_and_retries_spent(server, key, tmp_path):
 
 
 def test_stalled_answer_past_the_timeout_is_retried(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 1, server))
+    collages = find_collages(make_collages(tmp_path / "c", 1, server=server))
     server.script = [Reply(delay=2.0)]
     start = time.monotonic()
     result = name_collages(collages, config=config(server, timeout_s=0.3), cache_dir=tmp_path / "x")
@@ -197,7 +197,7 @@ def test_stalled_answer_past_the_timeout_is_retried(server, key, tmp_path):
 
 
 def test_non_json_is_asked_once_more_and_fenced_json_is_accepted(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 2, server))
+    collages = find_collages(make_collages(tmp_path / "c", 2, server=server))
     fenced = f"Here you go:\n```json\n{json.dumps(NAME, ensure_ascii=False)}\n```"
     server.script = [Reply(content="These look like red circles to me."), Reply(content=fenced)]
     server.script.append(Reply(content=fenced))  # latent 20: fenced at once
@@ -207,7 +207,7 @@ def test_non_json_is_asked_once_more_and_fenced_json_is_accepted(server, key, tm
 
 
 def test_malformed_twice_is_reported_and_cached(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 1, server))
+    collages = find_collages(make_collages(tmp_path / "c", 1, server=server))
     partial = json.dumps({"label_en": "red"})
     server.script = [Reply(content="no idea"), Reply(content=partial)]
     result = name_collages(collages, config=config(server), cache_dir=tmp_path / "cache")
@@ -218,7 +218,7 @@ def test_malformed_twice_is_reported_and_cached(server, key, tmp_path):
 
 
 def test_a_malformed_answer_cut_off_by_the_budget_is_re_asked_once_on_rerun(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 1, server))
+    collages = find_collages(make_collages(tmp_path / "c", 1, server=server))
     server.script = [Reply(content="no idea")]
     cfg = config(server, max_requests=1)
     first = name_collages(collages, config=cfg, cache_dir=tmp_path / "cache")
@@ -228,7 +228,7 @@ def test_a_malformed_answer_cut_off_by_the_budget_is_re_asked_once_on_rerun(serv
 
 
 def test_wrong_key_stops_the_run_after_one_request(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 6, server))
+    collages = find_collages(make_collages(tmp_path / "c", 6, server=server))
     server.script = [Reply(status=401, body=f'{{"error": "invalid key {KEY}"}}')] * 6
     with pytest.raises(VLMAuthError) as error:
         name_collages(collages, config=config(server, concurrency=4), cache_dir=tmp_path / "cache")
@@ -240,7 +240,7 @@ def test_wrong_key_stops_the_run_after_one_request(server, key, tmp_path):
 
 
 def test_budget_is_honoured_exactly_and_reruns_finish_the_job(server, key, tmp_path):
-    collages = make_collages(tmp_path / "c", 7, server)
+    collages = make_collages(tmp_path / "c", 7, server=server)
     out, cache, summary = tmp_path / "vlm.csv", tmp_path / "cache", tmp_path / "summary.json"
     cfg = config(server, max_requests=3, concurrency=3)
     result = run_vlm_naming(collages, config=cfg, out_csv=out, cache_dir=cache, summary=summary)
@@ -257,7 +257,7 @@ def test_budget_is_honoured_exactly_and_reruns_finish_the_job(server, key, tmp_p
 
 
 def test_requests_run_concurrently_up_to_the_limit(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 9, server))
+    collages = find_collages(make_collages(tmp_path / "c", 9, server=server))
     server.script = [Reply(delay=0.3) for _ in range(9)]
     result = name_collages(collages, config=config(server, concurrency=4), cache_dir=tmp_path / "x")
     assert result.counts() == {"ok": 9} and server.count == 9
@@ -266,7 +266,7 @@ def test_requests_run_concurrently_up_to_the_limit(server, key, tmp_path):
 
 def test_no_key_skips_without_requests(server, monkeypatch, tmp_path):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    collages = make_collages(tmp_path / "c", 3, server)
+    collages = make_collages(tmp_path / "c", 3, server=server)
     out, summary = tmp_path / "vlm.csv", tmp_path / "summary.json"
     result = run_vlm_naming(
         collages, config=config(server), out_csv=out, cache_dir=tmp_path / "x", summary=summary
@@ -278,7 +278,7 @@ def test_no_key_skips_without_requests(server, monkeypatch, tmp_path):
 
 
 def test_keyless_local_server_gets_no_authorization_header(server, key, tmp_path):
-    collages = find_collages(make_collages(tmp_path / "c", 2, server))
+    collages = find_collages(make_collages(tmp_path / "c", 2, server=server))
     result = name_collages(collages, config=config(server, api_key_env=None), cache_dir=tmp_path)
     assert result.counts() == {"ok": 2}
     assert all("Authorization" not in request["headers"] for request in server.requests)
@@ -286,7 +286,7 @@ def test_keyless_local_server_gets_no_authorization_header(server, key, tmp_path
 
 def test_key_never_appears_in_cache_csv_summary_or_logs(server, key, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    collages = make_collages(tmp_path / "c", 3, server)
+    collages = make_collages(tmp_path / "c", 3, server=server)
     echo = json.dumps(dict(NAME, description_en=f"The key is {KEY}."))
     server.script = [Reply(content=echo), Reply(status=400, body=f"bad request from {KEY}")]
     out, cache, summary = tmp_path / "vlm.csv", tmp_path / "cache", tmp_path / "summary.json"
@@ -319,7 +319,7 @@ def _cli(collages: Path, out: Path, cache: Path, server: VLMServer) -> list[str]
 
 def test_killed_run_then_rerun_asks_only_for_what_is_missing(server, key, tmp_path):
     """SIGKILL the command while its fourth request is in flight; the rerun asks for 3 more."""
-    collages = make_collages(tmp_path / "c", 6, server)
+    collages = make_collages(tmp_path / "c", 6, server=server)
     out, cache = tmp_path / "vlm.csv", tmp_path / "cache"
     server.script = [Reply(), Reply(), Reply(), Reply(hold=True)]
     env = os.environ | {"PYTHONPATH": str(ROOT)}

@@ -90,16 +90,14 @@ class _Budget:
     """At most ``limit`` requests over all threads (``None``: no limit)."""
 
     def __init__(self, limit: int | None) -> None:
-        self._left = limit
+        self._limit = limit
         self.used = 0
         self._lock = threading.Lock()
 
     def take(self) -> bool:
         with self._lock:
-            if self._left is not None and self._left <= 0:
+            if self._limit is not None and self.used >= self._limit:
                 return False
-            if self._left is not None:
-                self._left -= 1
             self.used += 1
             return True
 
@@ -111,7 +109,7 @@ class _Question:
     asked: int  # answers already cached for it (1: a malformed one, to be asked once more)
 
 
-def _outcome(latent: int, content: str, asked: int, fields: Sequence[str]) -> LatentName | None:
+def _outcome(latent: int, *, content: str, asked: int, fields: Sequence[str]) -> LatentName | None:
     """The name an answer gives, or None while a malformed answer still deserves its re-ask."""
     parsed = parse_answer(content, fields)
     if parsed is not None:
@@ -124,7 +122,7 @@ def _outcome(latent: int, content: str, asked: int, fields: Sequence[str]) -> La
 class _Asker:
     """Asks the questions a run still has, sharing one budget and one cache over the threads."""
 
-    def __init__(self, config: VLMConfig, cache: AnswerCache, api_key: str | None) -> None:
+    def __init__(self, config: VLMConfig, *, cache: AnswerCache, api_key: str | None) -> None:
         self.config = config
         self.cache = cache
         self.prompt = build_prompt(config.languages)
@@ -147,13 +145,13 @@ class _Asker:
                 log.warning("latent %d: %s", latent, error)
                 return LatentName(latent, ERROR, detail=str(error))
             asked += 1
-            self._store(question, content, asked)
-            name = _outcome(latent, content, asked, self.fields)
+            self._store(question, content=content, asked=asked)
+            name = _outcome(latent, content=content, asked=asked, fields=self.fields)
             if name is not None:
                 return name
             log.warning("latent %d: malformed answer, asking once more: %.200r", latent, content)
 
-    def _store(self, question: _Question, content: str, asked: int) -> None:
+    def _store(self, question: _Question, *, content: str, asked: int) -> None:
         self.cache.put(
             question.key,
             {
@@ -197,7 +195,11 @@ def name_collages(collages: Sequence[Collage], *, config: VLMConfig, cache_dir: 
         )
         entry = cache.get(key)
         asked = entry["answers"] if entry else 0
-        name = _outcome(collage.latent, entry["content"], asked, fields) if entry else None
+        name = (
+            _outcome(collage.latent, content=entry["content"], asked=asked, fields=fields)
+            if entry
+            else None
+        )
         if name is None:
             questions.append(_Question(collage, key, asked))
         else:
@@ -212,7 +214,7 @@ def name_collages(collages: Sequence[Collage], *, config: VLMConfig, cache_dir: 
         log.warning("VLM naming skipped: %s (%d latents unnamed)", skipped_reason, len(questions))
         names |= {q.collage.latent: LatentName(q.collage.latent, SKIPPED) for q in questions}
     elif questions:
-        asker = _Asker(config, cache, api_key)
+        asker = _Asker(config, cache=cache, api_key=api_key)
         try:
             names |= {name.latent: name for name in asker.ask_all(questions)}
         finally:
@@ -230,7 +232,7 @@ def name_collages(collages: Sequence[Collage], *, config: VLMConfig, cache_dir: 
     return result
 
 
-def write_names_csv(result: VLMResult, path: Path, languages: Sequence[str]) -> None:
+def write_names_csv(result: VLMResult, path: Path, *, languages: Sequence[str]) -> None:
     """``latent, label_*, description_*, status``: one row per collage, empty names unless ok."""
     columns = ["latent", *answer_fields(languages), "status"]
     with atomic_output(Path(path)) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
@@ -240,7 +242,7 @@ def write_names_csv(result: VLMResult, path: Path, languages: Sequence[str]) -> 
             writer.writerow({"latent": name.latent, **name.fields, "status": name.status})
 
 
-def write_summary(result: VLMResult, path: Path, config: VLMConfig) -> None:
+def write_summary(result: VLMResult, path: Path, *, config: VLMConfig) -> None:
     """What the report needs to say about the run: counts, the unnamed, why it was skipped."""
     atomic_write_json(
         {
@@ -270,7 +272,7 @@ def run_vlm_naming(
     if not collages:
         log.warning("no latent_NNNNN.jpg collages in %s", collage_dir)
     result = name_collages(collages, config=config, cache_dir=cache_dir)
-    write_names_csv(result, out_csv, config.languages)
+    write_names_csv(result, out_csv, languages=config.languages)
     if summary is not None:
-        write_summary(result, summary, config)
+        write_summary(result, summary, config=config)
     return result
