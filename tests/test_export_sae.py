@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from sparse_data import sparse_data
 from test_sae_zoo import ZOO
 from torch import Tensor
 
+from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
 from clipsae.sae import ARCHITECTURES, SAEConfig, build_sae, load_sae, save_sae
 from clipsae.sae.export import SAELENS_ARCHITECTURES, export_sae
@@ -28,7 +30,9 @@ EXPECTED = {
     "batchtopk": "jumprelu",
     "matryoshka_prefix": "jumprelu",
 }
-PROVENANCE = {"model": "tiny", "layer": "block2", "dataset": "shapes"}
+# What the workflow's extraction records in meta.json, and its train_sae adapter in cfg.json.
+EXTRACTED = {"arch": "ViT-B-32", "pretrained": "openai", "layer": "block2", "dataset": "shapes"}
+PROVENANCE = {"model": "vitb32", "layer": "block2", "dataset": "shapes"}
 
 
 def _raw(n: int, seed: int) -> np.ndarray:
@@ -37,18 +41,28 @@ def _raw(n: int, seed: int) -> np.ndarray:
     return x * 7.0 + 2.0
 
 
+def _shards(directory: Path, rows: np.ndarray, split: str) -> Path:
+    writer = ShardWriter(
+        directory, d=rows.shape[1], shard_rows=512, extra=EXTRACTED | {"split": split}
+    )
+    writer.add(rows)
+    writer.close()
+    return directory
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """One SAE of each architecture, trained by the workflow's step on the same data."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One SAE of each architecture, trained by the workflow's step on the same shards."""
     root = tmp_path_factory.mktemp("export")
-    np.save(root / "train.npy", _raw(1200, seed=0))
-    np.save(root / "val.npy", _raw(300, seed=1))
+    acts = _shards(root / "train", _raw(1200, seed=0), "train")
+    val = _shards(root / "test", _raw(300, seed=1), "test")
+    paths = {"training_data": str(acts), "validation_data": str(val)}
     dirs = {}
     for arch, (model_keys, train_keys) in ZOO.items():
         entry = {"arch": arch, "d_sae": 64, **model_keys, **train_keys}
         entry |= {"lr": 3e-3, "batch_size": 100, "epochs": 1, "warmup_steps": 5}
         dirs[arch] = root / arch
-        train(entry, root / "train.npy", root / "val.npy", dirs[arch], {**PROVENANCE, "sae": arch})
+        train(entry, acts, val, dirs[arch], {**PROVENANCE, "sae": arch, **paths})
     return dirs
 
 
@@ -94,11 +108,12 @@ def test_command_writes_a_model_card_with_the_metrics(trained, tmp_path) -> None
     card = (out / "README.md").read_text()
     metrics = json.loads((trained["topk"] / "metrics.json").read_text())
     assert f"| fvu | {metrics['fvu']:.4g} |" in card
-    assert "| model | tiny |" in card and "| layer | block2 |" in card
-    assert "| training data | shapes |" in card
+    assert "| model | `vitb32`: open_clip `ViT-B-32`, weights `openai` |" in card
+    assert "| layer | block2 |" in card and "| training data | shapes (train split) |" in card
+    assert f"| validation activations | {trained['topk'].parent / 'test'} |" in card
     assert 'SAE.load_from_disk("path/to/this/folder")' in card
     cfg = json.loads((out / "cfg.json").read_text())
-    assert cfg["metadata"]["model_name"] == "tiny" and cfg["metadata"]["hook_name"] == "block2"
+    assert cfg["metadata"]["model_name"] == "ViT-B-32" and cfg["metadata"]["hook_name"] == "block2"
     assert cfg["metadata"]["clipsae"]["config"]["input_scale"] == pytest.approx(
         load_sae(trained["topk"]).cfg.input_scale
     )

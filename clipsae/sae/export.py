@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,21 +143,50 @@ def export_sae(sae_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What an SAE reads and was trained on, from its ``cfg.json`` extras: the workflow's names
+    (``model``, ``layer``, ``dataset``, ``sae``), the activation paths and what their extraction
+    recorded (``activations``: CLIP architecture, weights, layer, dataset or image folder,
+    split). ``None`` where nothing was recorded."""
+
+    model: str | None
+    clip_arch: str | None
+    pretrained: str | None
+    layer: str | None
+    dataset: str | None
+    training_data: str | None
+    validation_data: str | None
+
+    @classmethod
+    def of(cls, saved: dict[str, Any]) -> Provenance:
+        source = saved.get("activations", {})
+        data = saved.get("dataset") or source.get("dataset") or source.get("images")
+        split = source.get("split")
+        return cls(
+            model=saved.get("model"),
+            clip_arch=source.get("arch"),
+            pretrained=source.get("pretrained"),
+            layer=saved.get("layer") or source.get("layer"),
+            dataset=f"{data} ({split} split)" if data and split else data,
+            training_data=saved.get("training_data") or None,
+            validation_data=saved.get("validation_data") or None,
+        )
+
+
 def _metadata(sae: SAE, saved: dict[str, Any]) -> dict[str, Any]:
     """SAELens metadata: its own keys where ours have a meaning for them, ours under
-    ``clipsae`` (the architecture, the model config and the training recipe)."""
-    ours = {key: saved[key] for key in ("model", "layer", "dataset", "sae") if key in saved}
-    ours |= {key: saved[key] for key in ("training_data", "validation_data") if saved.get(key)}
+    ``clipsae`` (the architecture's config, the training recipe, the provenance)."""
+    about = Provenance.of(saved)
     return {
-        "model_name": saved.get("model"),
-        "hook_name": saved.get("layer"),
-        "dataset_path": saved.get("dataset") or saved.get("training_data"),
+        "model_name": about.clip_arch or about.model,
+        "hook_name": about.layer,
+        "dataset_path": about.training_data or about.dataset,
         "clipsae": {
             "version": saved.get("clipsae_version", __version__),
-            "exported_by": __version__,
             "config": sae.cfg.to_dict(),
             "train": saved.get("train"),
-            **ours,
+            "provenance": asdict(about),
         },
     }
 
@@ -167,24 +196,18 @@ def model_card(
 ) -> str:
     """The ``README.md`` of an export: what the SAE reads, how it was trained, how well it
     reconstructs, and the lines that load it."""
-    unknown = "not recorded"
-    training = saved.get("dataset") or saved.get("training_data") or unknown
+    about = Provenance.of(saved)
     rows = [
-        ("model", saved.get("model", unknown)),
-        ("layer", saved.get("layer", unknown)),
-        ("training data", training),
-        ("validation data", saved.get("validation_data") or unknown),
+        ("model", _model(about)),
+        ("layer", about.layer),
+        ("training data", about.dataset),
+        ("training activations", about.training_data),
+        ("validation activations", about.validation_data),
         ("architecture", f"clipsae `{sae.cfg.arch}`, loaded by SAELens as `{cfg['architecture']}`"),
         ("d_in, d_sae", f"{sae.cfg.d_in}, {sae.cfg.d_sae}"),
+        ("k", sae.cfg.k),
+        ("input scale", f"{sae.cfg.input_scale:.6g}, folded into the weights"),
     ]
-    if sae.cfg.k is not None:
-        rows.append(("k", str(sae.cfg.k)))
-    rows.append(
-        (
-            "input scale",
-            f"{sae.cfg.input_scale:.6g}, folded into the weights: SAELens takes raw activations",
-        )
-    )
     title = saved.get("sae", sae.cfg.arch)
     lines = [
         "---",
@@ -199,13 +222,13 @@ def model_card(
         "",
         "| | |",
         "|---|---|",
-        *(f"| {key} | {value} |" for key, value in rows),
+        *(f"| {key} | {value} |" for key, value in rows if value is not None),
         "",
         "## Metrics",
         "",
     ]
     if metrics:
-        where = metrics.get("evaluated_on", unknown)
+        where = metrics.get("evaluated_on", "unrecorded")
         lines += [f"From `metrics.json`, on the {where} rows.", ""]
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {_number(value)} |" for key, value in metrics.items()]
@@ -228,6 +251,15 @@ def model_card(
         recipe = json.dumps(saved["train"], indent=2)
         lines += ["## Training recipe", "", "```json", recipe, "```", ""]
     return "\n".join(lines)
+
+
+def _model(about: Provenance) -> str | None:
+    """``name: open_clip arch, weights tag``, with the parts that were recorded."""
+    clip = f"open_clip `{about.clip_arch}`" if about.clip_arch else None
+    if clip and about.pretrained:
+        clip += f", weights `{about.pretrained}`"
+    parts = [f"`{about.model}`" if about.model else None, clip]
+    return ": ".join(part for part in parts if part) or None
 
 
 def _number(value: Any) -> str:
