@@ -12,6 +12,13 @@ with job_log(snakemake.log[0]):
         Path(snakemake.input.train),
         Path(snakemake.input.val),
         Path(snakemake.output.cfg).parent,
-        extra={"model": w.model, "layer": w.layer, "dataset": w.dataset, "sae": w.sae},
+        extra={
+            "model": w.model,
+            "layer": w.layer,
+            "dataset": w.dataset,
+            "sae": w.sae,
+            "training_data": snakemake.input.train,
+            "validation_data": snakemake.input.val,
+        },
         device=snakemake.params.device,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from clipsae.activations.shards import ActivationStore, batches_of, open_activations
 from clipsae.runtime.atomic import atomic_write_json
 from clipsae.runtime.device import pick_device
@@ -26,6 +28,7 @@ def train(
     val_data = open_activations(val_path) if val_path is not None else None
     d_in = train_data.d if isinstance(train_data, ActivationStore) else train_data.shape[1]
     cfg, tcfg = sae_configs(entry, d_in)
+    extra = {**activation_source(train_data), **extra}
     summary = train_sae(
         train_data, cfg, tcfg, Path(out_dir), val=val_data, device=device, extra=extra
     )
@@ -38,3 +41,14 @@ def train(
     }
     atomic_write_json(metrics, Path(out_dir) / "metrics.json")
     return metrics
+
+
+def activation_source(data: ActivationStore | np.ndarray) -> dict:
+    """What the training activations came from (CLIP architecture, weights, layer, dataset or
+    image folder, split) as their extraction recorded it, so the SAE's ``cfg.json`` (and an
+    export's model card) names its model without the workflow config. Nothing for a ``.npy``."""
+    if not isinstance(data, ActivationStore):
+        return {}
+    recorded = data.meta.extra
+    keys = ("arch", "pretrained", "layer", "dataset", "images", "split")
+    return {"activations": {key: recorded[key] for key in keys if key in recorded}}
