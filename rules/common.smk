@@ -1,5 +1,6 @@
 """Config validation, wildcard constraints and the helpers the rules share."""
 
+import os
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ DEFAULT_RESOURCES = {
     "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
+    "interpret_vlm": dict(threads=1, mem_mb=2000, runtime=120, gpu=0),
     "results_table": dict(threads=1, mem_mb=1000, runtime=10, gpu=0),
     "report": dict(threads=1, mem_mb=2000, runtime=10, gpu=0),
 }

@@ -66,3 +66,38 @@ rule name_by_vocab:
         center=config["naming"]["center"],
     script:
         "../workflow_scripts/name_by_vocab.py"
+
+
+# Settings that change how hard the client tries, not what a name is: kept out of params.
+VLM_EXECUTION_KEYS = ("concurrency", "timeout_s", "retries", "backoff_factor")
+
+
+def vlm_naming_params(w):
+    """What a VLM name depends on, plus whether the key is set (never the key itself): with no
+    key the rule writes 'skipped' rows, and setting the key later reruns it."""
+    vlm = config["interpret"]["vlm"]
+    env = vlm.get("api_key_env", "OPENROUTER_API_KEY")
+    key = "none needed" if env is None else ("set" if os.environ.get(env) else "unset")
+    kept = {k: v for k, v in vlm.items() if k not in VLM_EXECUTION_KEYS}
+    return {**kept, "api_key": key}
+
+
+rule interpret_vlm:
+    input:
+        collages=f"{R}/collages/{RUN}",
+    output:
+        csv=f"{R}/interpret/{RUN}/vlm.csv",
+        summary=f"{R}/interpret/{RUN}/vlm_summary.json",
+    log:
+        f"logs/interpret_vlm/{RUN}.log",
+    benchmark:
+        f"benchmarks/interpret_vlm/{RUN}.tsv"
+    threads: res("interpret_vlm", "threads")
+    resources:
+        mem_mb=res("interpret_vlm", "mem_mb"),
+        runtime=res("interpret_vlm", "runtime"),
+    params:
+        vlm=vlm_naming_params,
+        cache=config["interpret"]["cache"],
+    script:
+        "../workflow_scripts/interpret_vlm.py"

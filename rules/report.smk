@@ -26,6 +26,7 @@ rule report:
         stats=per_combo(f"{R}/features/{RUN}/stats.parquet"),
         collages=per_combo(f"{R}/collages/{RUN}"),
         names=per_combo(f"{R}/interpret/{RUN}/vocab.csv"),
+        vlm=per_combo(f"{R}/interpret/{RUN}/vlm_summary.json"),
         acts=[ACTS.format(**e) for e in extractions()],
         models=[
             f"{R}/models/{m}/build.json"

@@ -85,3 +85,13 @@ def test_missing_sections_and_bad_yaml(tmp_path):
     path.write_text("models: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path, ROOT)
+
+
+def test_vlm_settings_are_checked_before_any_request(demo):
+    bad = copy.deepcopy(demo)
+    bad["interpret"] = {"vlm": {"modle": "x", "concurrency": 0}}
+    check(bad, "interpret.vlm: unknown key 'modle'")
+    bad["interpret"] = {"vlm": {"concurrency": 0}}
+    check(bad, "interpret.vlm: concurrency: must be an integer in 1..64, got 0")
+    bad["interpret"] = {"cahce": "x"}
+    check(bad, "interpret: unknown key 'cahce'")

@@ -18,7 +18,6 @@ from PIL import Image
 from vlm_server import Reply, VLMServer, default_content, image_of
 
 from clipsae.commands import interpret_vlm
-from clipsae.config.validate import ConfigError
 from clipsae.interpret.vlm import (
     VLMAuthError,
     VLMConfig,
@@ -27,6 +26,7 @@ from clipsae.interpret.vlm import (
     run_vlm_naming,
 )
 from clipsae.interpret.vlm.answer import answer_fields, build_prompt, message_text, parse_answer
+from clipsae.runtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "CLIPSAE_TEST_VLM_KEY"

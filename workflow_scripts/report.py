@@ -12,7 +12,7 @@ with job_log(snakemake.log[0]):
         table=Path(snakemake.input.table),
         runs=bind_runs(
             snakemake.params.runs,
-            {role: snakemake.input[role] for role in ("stats", "collages", "names")},
+            {role: snakemake.input[role] for role in ("stats", "collages", "names", "vlm")},
         ),
         extractions=[
             Extraction(**key, directory=Path(path))

@@ -13,13 +13,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from clipsae.runtime.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema.yaml"
 # Dataset keys read by the workflow itself; everything else goes to the dataset source.
 WORKFLOW_DATASET_KEYS = ("templates",)
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, with the offending key path in the message."""
 
 
 def _key_path(path: Iterator) -> str:
@@ -83,6 +81,7 @@ def dataset_source_spec(entry: dict) -> dict:
 def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
     from clipsae.data import build_dataset
+    from clipsae.interpret.vlm.config import VLMConfig
     from clipsae.models.clip import check_pretrained, layer_width
     from clipsae.models.embedded import BuildConfig
     from clipsae.sae.entry import check_sae_spec
@@ -110,6 +109,10 @@ def check_semantics(config: dict, base_dir: Path) -> None:
                 attempt(f"saes.{sae_name}", check_sae_spec, sae, width)
     for name, entry in config["datasets"].items():
         attempt(f"datasets.{name}", build_dataset, name, dataset_source_spec(entry))
+    try:
+        VLMConfig.from_mapping(config["interpret"]["vlm"])
+    except ConfigError as exc:
+        problems.append(str(exc))
     vocab = base_dir / config["vocabulary"]
     if not vocab.is_file():
         problems.append(f"vocabulary: file {vocab} does not exist")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clipsae.config.validate import ConfigError
+from clipsae.runtime.errors import ConfigError
 
 # Languages the prompt can ask for, by the code used in the answer's field names.
 LANGUAGES = {

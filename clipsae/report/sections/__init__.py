@@ -1,5 +1,12 @@
 """The report's sections, in the order they appear; each module owns one."""
 
-from clipsae.report.sections import data, latents, models, results, sparsity
+from clipsae.report.sections import data, latents, models, results, sparsity, vlm
 
-SECTIONS = (results.section, data.section, sparsity.section, models.section, latents.section)
+SECTIONS = (
+    results.section,
+    data.section,
+    sparsity.section,
+    models.section,
+    latents.section,
+    vlm.section,
+)
