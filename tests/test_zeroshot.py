@@ -5,28 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from saes import identity_sae
 from torch.nn import functional as F
 
 from clipsae.data import build_dataset
 from clipsae.evaluate.zeroshot import ZeroShotTally, zeroshot_on_embeddings, zeroshot_spliced
 from clipsae.models.clip import load_clip
-from clipsae.sae import SAEConfig, TopKSAE
-
-
-def identity_sae(d: int) -> TopKSAE:
-    """A real TopK SAE that reconstructs exactly: decoder rows [I; -I] carry x+ and x-.
-
-    With b_dec = 0 and W_enc = [I, -I], the ReLU codes are (x)+ and (-x)+; at most d of them are
-    positive, so k = d keeps all of them and decode gives x back.
-    """
-    sae = TopKSAE(SAEConfig(arch="topk", d_in=d, d_sae=2 * d, k=d))
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.cat([eye, -eye]))
-        sae.W_enc.copy_(torch.cat([eye, -eye]).T)
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
 
 
 def test_tally_matches_a_direct_computation():

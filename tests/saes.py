@@ -1,0 +1,36 @@
+"""Hand-built SAEs with known reconstructions, shared by the evaluation tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clipsae.sae import ReLUSAE, SAEConfig, TopKSAE
+
+
+def identity_sae(d: int) -> TopKSAE:
+    """A real TopK SAE that reconstructs exactly: decoder rows [I; -I] carry x+ and x-.
+
+    With b_dec = 0 and W_enc = [I, -I], the ReLU codes are (x)+ and (-x)+; at most d of them are
+    positive, so k = d keeps all of them and decode gives x back.
+    """
+    sae = TopKSAE(SAEConfig(arch="topk", d_in=d, d_sae=2 * d, k=d))
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.cat([eye, -eye]))
+        sae.W_enc.copy_(torch.cat([eye, -eye]).T)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae.eval()
+
+
+def constant_sae(value: np.ndarray) -> ReLUSAE:
+    """A ReLU SAE whose codes are always 0, so every reconstruction is ``b_dec = value``
+    (zeros: the zero SAE)."""
+    d = len(value)
+    sae = ReLUSAE(SAEConfig(arch="relu", d_in=d, d_sae=4))
+    with torch.no_grad():
+        sae.W_enc.zero_()
+        sae.b_enc.fill_(-1.0)
+        sae.b_dec.copy_(torch.as_tensor(value, dtype=torch.float32))
+    return sae.eval()
