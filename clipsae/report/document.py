@@ -7,6 +7,7 @@ rule's declared inputs, so a new feature never edits another stage's section.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ class ReportInputs:
 
     def relative(self, path: Path) -> str:
         """``path`` as a link from the report's folder."""
-        return Path(path).relative_to(self.out_md.parent).as_posix()
+        return Path(os.path.relpath(path, self.out_md.parent)).as_posix()
 
 
 Section = Callable[[ReportInputs], list[str]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -69,11 +69,15 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def markdown_lines(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table as lines: floats to 4 significant digits, missing values blank."""
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "---|" * len(columns)
+    return [header, rule, *("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)]
+
+
 def to_markdown(df: pl.DataFrame) -> str:
-    header = "| " + " | ".join(df.columns) + " |"
-    rule = "|" + "---|" * len(df.columns)
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.iter_rows()]
-    return "\n".join([header, rule, *body]) + "\n"
+    return "\n".join(markdown_lines(df.columns, df.iter_rows())) + "\n"
 
 
 def results_table(*, runs: Sequence[RunFiles], out_parquet: Path, out_md: Path) -> None:

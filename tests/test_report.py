@@ -1,0 +1,111 @@
+"""The report and the results table from the files their rules declare, in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from clipsae.report.document import Extraction, ReportInputs, write_report
+from clipsae.report.runs import bind_runs
+from clipsae.report.sections import SECTIONS
+from clipsae.report.table import COLUMNS, results_table
+
+RUNS = [
+    {"model": "tiny", "layer": "final", "dataset": "shapes", "sae": "topk"},
+    {"model": "tiny", "layer": "block2", "dataset": "shapes", "sae": "topk"},
+]
+
+
+def _write_json(path: Path, data: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _run_files(root: Path, i: int) -> dict[str, str]:
+    """One run's inputs, at deliberately unconventional paths: the report must not guess them."""
+    d = root / f"run{i}"
+    recon = {"l0": 8.0 + i, "mse": 0.01, "l1": 3.0, "r2": 0.9, "fvu": 0.1 - 0.01 * i,
+             "cosine": 0.97, "dead_frac": 0.02}  # fmt: skip
+    zeroshot = {"accuracy_clip": 0.9, "accuracy_sae": 0.85, "delta_accuracy": -0.05,
+                "n_classes": 6, "n": 100, "method": "spliced", "kl_clip_to_sae": 0.1}  # fmt: skip
+    collages = d / "pics"
+    collages.mkdir(parents=True)
+    for latent in (3, 7):
+        Image.new("RGB", (8, 8)).save(collages / f"latent_{latent:05d}.jpg")
+    pl.DataFrame({"latent": [3, 7, 9], "frequency": [0.5, 0.25, 0.0]}).write_parquet(
+        d / "stats.parquet"
+    )
+    pl.DataFrame({"latent": [3, 7, 9], "top_en": ["red", "circle", "x"],
+                  "top_ru": ["красный", "круг", "х"], "score": [0.3, 0.2, 0.1]}).write_csv(
+        d / "names.csv"
+    )  # fmt: skip
+    reason = "environment variable OPENROUTER_API_KEY is not set"
+    vlm = {"model": "m", "requests": 0, "cached": 0, "counts": {"skipped": 2},
+           "skipped_reason": reason, "unnamed": [3, 7]}  # fmt: skip
+    return {
+        "recon": _write_json(d / "r.json", recon),
+        "zeroshot": _write_json(d / "z.json", zeroshot),
+        "cfg": _write_json(d / "c.json", {"d_sae": 1024, "arch": "topk", "k": 8}),
+        "stats": str(d / "stats.parquet"),
+        "collages": str(collages),
+        "names": str(d / "names.csv"),
+        "vlm": _write_json(d / "vlm.json", vlm),
+    }
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> ReportInputs:
+    files = [_run_files(tmp_path / "in", i) for i in range(len(RUNS))]
+    per_run = {role: [f[role] for f in files] for role in files[0]}
+    table = tmp_path / "out" / "tables" / "results.parquet"
+    results_table(
+        runs=bind_runs(RUNS, {r: per_run[r] for r in ("recon", "zeroshot", "cfg")}),
+        out_parquet=table,
+        out_md=table.with_suffix(".md"),
+    )
+    acts = tmp_path / "in" / "acts"
+    meta = {"n_rows": 100, "extra": {"skipped": {"truncated": 2}}}
+    _write_json(acts / "meta.json", meta)
+    return ReportInputs(
+        table=table,
+        runs=bind_runs(RUNS, {r: per_run[r] for r in ("stats", "collages", "names", "vlm")}),
+        extractions=[
+            Extraction(model="tiny", dataset="shapes", split="test", layer="final", directory=acts)
+        ],
+        builds=[],
+        out_md=tmp_path / "out" / "report.md",
+        figures_dir=tmp_path / "out" / "figures",
+    )
+
+
+def test_results_table_has_a_clip_and_a_clip_sae_row_per_run(inputs):
+    df = pl.read_parquet(inputs.table)
+    assert df.columns == COLUMNS
+    assert df["variant"].to_list() == ["CLIP", "CLIP+SAE"] * 2
+    assert df.filter(pl.col("variant") == "CLIP+SAE")["FVU"].to_list() == pytest.approx([0.1, 0.09])
+    assert df.filter(pl.col("variant") == "CLIP+SAE")["dead_pct"].to_list() == pytest.approx([2, 2])
+
+
+def test_report_has_every_section_and_reads_only_declared_files(inputs):
+    write_report(inputs, SECTIONS)
+    text = inputs.out_md.read_text(encoding="utf-8")
+    for heading in ("## Results", "## Data", "## Sparsity vs reconstruction", "## VLM naming"):
+        assert heading in text
+    assert "| shapes | tiny | final | test | 100 | truncated: 2 |" in text
+    # Collage links are relative to the report and point at the declared collage folders.
+    assert "![latent 3](../in/run0/pics/latent_00003.jpg)" in text
+    assert "| 3 | 0.500 | red | красный | 0.30 |" in text
+    assert "environment variable OPENROUTER_API_KEY is not set" in text
+    assert (inputs.figures_dir / "l0_vs_fvu.png").stat().st_size > 1000
+
+
+def test_a_missing_role_names_the_run_and_the_role(inputs):
+    with pytest.raises(KeyError, match="has no 'zeroshot' input"):
+        inputs.runs[0]["zeroshot"]
+    with pytest.raises(ValueError, match="input 'stats' has 1 files for 2 runs"):
+        bind_runs(RUNS, {"stats": ["a"]})
