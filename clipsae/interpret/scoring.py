@@ -34,11 +34,33 @@ SCORE_COLUMNS = ("latent", "auroc", "auroc_shuffled", "n_positive", "n_negative"
 
 
 @dataclass(frozen=True)
+class DetectionSampling:
+    """Which held-out images a name is scored on; delphi draws activating examples per quantile.
+
+    Up to ``per_quantile`` activating images from each of ``n_quantiles`` equal-count bins of
+    the latent's non-zero activations, up to ``n_negative`` images where it is zero; a latent with
+    fewer than ``min_positive`` activating images is not scored.
+    """
+
+    n_quantiles: int = 10
+    per_quantile: int = 10
+    n_negative: int = 100
+    min_positive: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("n_quantiles", "per_quantile", "n_negative", "min_positive"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
 class DetectionScores:
     """Per-latent detection AUROCs of the names and of permuted names, and their medians.
 
     ``per_latent`` has ``SCORE_COLUMNS``; ``auroc`` is null where a latent fires on fewer than
-    ``min_positive`` of the images or on all of them (nothing to rank), and the medians skip it.
+    ``DetectionSampling.min_positive`` of the images or on all of them (nothing to rank), and the
+    medians skip it.
     """
 
     per_latent: pl.DataFrame
@@ -67,31 +89,22 @@ def latent_activations(
 
 
 def sample_detection_rows(
-    activations: np.ndarray,
-    *,
-    n_quantiles: int,
-    per_quantile: int,
-    n_negative: int,
-    rng: np.random.Generator,
+    activations: np.ndarray, *, sampling: DetectionSampling, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of activating images (across quantiles) and of non-activating ones.
 
-    The non-zero activations are sorted and cut into ``n_quantiles`` bins of equal count; up to
-    ``per_quantile`` rows are drawn without replacement from each bin. Up to ``n_negative`` rows
-    are drawn uniformly from the rows where the latent is zero.
+    The non-zero activations are sorted and cut into ``sampling.n_quantiles`` bins of equal
+    count; up to ``per_quantile`` rows are drawn without replacement from each bin. Up to
+    ``n_negative`` rows are drawn uniformly from the rows where the latent is zero.
     """
-    if min(n_quantiles, per_quantile, n_negative) < 1:
-        raise ValueError(
-            "n_quantiles, per_quantile and n_negative must be at least 1, "
-            f"got {n_quantiles}, {per_quantile}, {n_negative}"
-        )
     activations = np.asarray(activations)
     active = np.flatnonzero(activations > 0)
     by_value = active[np.argsort(activations[active], kind="stable")]
-    bins = np.array_split(by_value, min(n_quantiles, len(by_value)) or 1)
-    positive = [rng.choice(b, size=min(per_quantile, len(b)), replace=False) for b in bins]
+    bins = np.array_split(by_value, min(sampling.n_quantiles, len(by_value)) or 1)
+    per_bin = sampling.per_quantile
+    positive = [rng.choice(b, size=min(per_bin, len(b)), replace=False) for b in bins]
     silent = np.flatnonzero(activations <= 0)
-    negative = rng.choice(silent, size=min(n_negative, len(silent)), replace=False)
+    negative = rng.choice(silent, size=min(sampling.n_negative, len(silent)), replace=False)
     return np.sort(np.concatenate(positive)).astype(np.int64), np.sort(negative).astype(np.int64)
 
 
@@ -133,11 +146,7 @@ def score_names(
     name_embeddings: np.ndarray,
     activations: np.ndarray,
     image_embeddings: np.ndarray,
-    n_quantiles: int = 10,
-    per_quantile: int = 10,
-    n_negative: int = 100,
-    min_positive: int = 2,
-    seed: int = 0,
+    sampling: DetectionSampling | None = None,
 ) -> DetectionScores:
     """Score each latent's name by how well it ranks the latent's activating images first.
 
@@ -146,25 +155,20 @@ def score_names(
     (N, d) the same images' CLIP image embeddings (the ``final`` activations). Each latent gets
     one sample of images (``sample_detection_rows``), scored once with its own name and once
     with the name of another latent (a random derangement), so the two AUROCs differ only by
-    the name. Deterministic for a given ``seed``.
+    the name. Deterministic for a given ``sampling.seed``.
     """
+    sampling = sampling or DetectionSampling()
     names = _unit_rows(name_embeddings)
     images = _unit_rows(image_embeddings)
     activations = np.asarray(activations)
     _check_shapes(activations, names, images, len(latents))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(sampling.seed)
     shuffled = names[_derangement(len(latents), rng)] if len(latents) > 1 else names
     rows = []
     for j, latent in enumerate(latents):
-        pos, neg = sample_detection_rows(
-            activations[:, j],
-            n_quantiles=n_quantiles,
-            per_quantile=per_quantile,
-            n_negative=n_negative,
-            rng=rng,
-        )
+        pos, neg = sample_detection_rows(activations[:, j], sampling=sampling, rng=rng)
         auroc = shuffled_auroc = None
-        if len(pos) >= min_positive and len(neg) > 0:
+        if len(pos) >= sampling.min_positive and len(neg) > 0:
             sample = images[np.concatenate([pos, neg])]
             truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
             auroc = float(roc_auc_score(truth, sample @ names[j]))
