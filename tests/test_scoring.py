@@ -170,5 +170,6 @@ def test_latent_activations_keeps_the_named_columns_of_a_real_sae() -> None:
     x = np.random.default_rng(0).standard_normal((70, 16)).astype(np.float32)
     with torch.inference_mode():
         full = sae.encode(torch.from_numpy(x)).numpy()
-    got = latent_activations(sae.encode, (x[i : i + 32] for i in range(0, 70, 32)), [5, 0, 47])
+    batches = (x[i : i + 32] for i in range(0, 70, 32))
+    got = latent_activations(sae.encode, batches, latents=[5, 0, 47])
     np.testing.assert_allclose(got, full[:, [5, 0, 47]], atol=1e-6)

@@ -360,9 +360,9 @@ def score_interpretations(
     """The same interpretations with ``score`` set to each chosen label's detection AUROC.
 
     ``activations`` (images, rows of the table) are the codes of the table's latents in table
-    order (``latent_activations(encode, batches, table["latent"])``) and ``image_embeddings``
+    order (``latent_activations(encode, batches, latents=table["latent"])``), ``image_embeddings``
     the same images' CLIP embeddings. Each distinct label is embedded once. The summary gains
-    the medians of the chosen and of the shuffled names.
+    the medians of the chosen and of the shuffled names (null when no latent could be scored).
     """
     table = interpretations.table
     labels = table["label_en"].to_list()
@@ -381,8 +381,8 @@ def score_interpretations(
         **interpretations.summary,
         "detection": {
             "n_scored": scores.n_scored,
-            "median_auroc": scores.median_auroc,
-            "median_shuffled": scores.median_shuffled,
+            "median_auroc": scores.median_auroc if scores.n_scored else None,
+            "median_shuffled": scores.median_shuffled if scores.n_scored else None,
         },
     }
     return replace(interpretations, table=scored, summary=summary, detection=scores)

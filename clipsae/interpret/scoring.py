@@ -70,18 +70,24 @@ class DetectionScores:
 
 
 def latent_activations(
-    encode: Encoder, batches: Iterable[np.ndarray], latents: Sequence[int]
+    encode: Encoder,
+    batches: Iterable[np.ndarray],
+    *,
+    latents: Sequence[int],
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """The codes of ``latents`` only, (rows, len(latents)) float32, from a stream of activations.
 
     Keeping only the named latents' columns bounds the memory by rows x named latents instead of
-    rows x d_sae, which matters for wide SAEs over large test splits.
+    rows x d_sae, which matters for wide SAEs over large test splits. ``encode`` runs on
+    ``device`` (default CPU), where the SAE lives.
     """
-    columns = torch.as_tensor(np.asarray(latents, dtype=np.int64))
+    device = device or torch.device("cpu")
+    columns = torch.as_tensor(np.asarray(latents, dtype=np.int64), device=device)
     out = []
     with torch.inference_mode():
         for batch in batches:
-            codes = encode(torch.as_tensor(np.asarray(batch, dtype=np.float32)))
+            codes = encode(torch.as_tensor(np.asarray(batch, dtype=np.float32), device=device))
             out.append(codes[:, columns].float().cpu().numpy())
     if not out:
         raise ValueError("latent_activations got no rows: the batch stream was empty")
