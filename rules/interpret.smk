@@ -101,3 +101,32 @@ rule interpret_vlm:
         cache=config["interpret"]["cache"],
     script:
         "../workflow_scripts/interpret_vlm.py"
+
+
+rule clean_interpretations:
+    input:
+        sae=SAE_FILES,
+        names=f"{R}/interpret/{RUN}/vocab.csv",
+        vlm=f"{R}/interpret/{RUN}/vlm.csv",
+        acts=TEST_ACTS,
+        final=f"{R}/activations/{{model}}/{{dataset}}/test/final",
+        manual=config["interpret"]["manual"] or [],
+        weights=model_weights,
+    output:
+        table=f"{R}/interpret/{RUN}/interpretations.csv",
+        summary=f"{R}/interpret/{RUN}/interpretations.json",
+    log:
+        f"logs/clean_interpretations/{RUN}.log",
+    benchmark:
+        f"benchmarks/clean_interpretations/{RUN}.tsv"
+    threads: res("clean_interpretations", "threads")
+    resources:
+        mem_mb=res("clean_interpretations", "mem_mb"),
+        runtime=res("clean_interpretations", "runtime"),
+        gpu=res("clean_interpretations", "gpu"),
+    params:
+        model=model_entry,
+        scoring=config["interpret"]["scoring"],
+        device=config["device"],
+    script:
+        "../workflow_scripts/clean_interpretations.py"

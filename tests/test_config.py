@@ -95,3 +95,21 @@ def test_vlm_settings_are_checked_before_any_request(demo):
     check(bad, "interpret.vlm: concurrency: must be an integer in 1..64, got 0")
     bad["interpret"] = {"cahce": "x"}
     check(bad, "interpret: unknown key 'cahce'")
+
+
+def test_interpret_keys_are_checked(demo):
+    config = validate_config(copy.deepcopy(demo), ROOT)
+    assert config["interpret"]["manual"] is None
+    assert config["interpret"]["scoring"] == {
+        "n_quantiles": 10,
+        "per_quantile": 10,
+        "n_negative": 100,
+        "min_positive": 2,
+        "seed": 0,
+    }
+    bad = copy.deepcopy(demo)
+    bad["interpret"] = {"scoring": {"per_quantile": 0, "n_negativ": 5}}
+    check(bad, "interpret.scoring: unknown key 'n_negativ' (allowed: n_quantiles, per_quantile,",
+          "interpret.scoring.per_quantile: 0 is less than the minimum of 1")  # fmt: skip
+    bad["interpret"] = {"manual": "config/names_by_hand.csv"}
+    check(bad, "interpret.manual: file", "names_by_hand.csv does not exist")

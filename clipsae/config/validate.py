@@ -116,6 +116,9 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     vocab = base_dir / config["vocabulary"]
     if not vocab.is_file():
         problems.append(f"vocabulary: file {vocab} does not exist")
+    manual = config["interpret"]["manual"]
+    if manual is not None and not (base_dir / manual).is_file():
+        problems.append(f"interpret.manual: file {base_dir / manual} does not exist")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
