@@ -22,6 +22,9 @@ from clipsae.interpret.cleaning import (
 )
 from clipsae.interpret.naming import write_names_csv
 from clipsae.interpret.scoring import DetectionSampling, score_names
+from clipsae.interpret.vlm.answer import answer_fields, parse_answer
+from clipsae.interpret.vlm.naming import LatentName, VLMResult
+from clipsae.interpret.vlm.naming import write_names_csv as write_vlm_csv
 from clipsae.models.clip import load_clip
 from clipsae.models.text import encode_texts
 
@@ -347,3 +350,28 @@ def test_scores_are_the_detection_aurocs_of_the_chosen_labels(files) -> None:
     assert scored.summary["detection"]["median_shuffled"] < 0.6
     assert scored.detection is not None
     check_interpretations(scored.table)
+
+
+def test_answers_through_the_vlm_parser_and_csv_writer_are_cleaned(tmp_path) -> None:
+    """Raw chat answers (fenced JSON, prose around it, swapped, a shrug) as the VLM step saves."""
+    fields = answer_fields(["en", "ru"])
+    raw = {
+        0: '```json\n{"label_en": "Red Circle", "label_ru": "Красный круг", '
+        '"description_en": "Red circles.", "description_ru": "Красные круги."}\n```',
+        1: 'Here it is: {"label_en": "синий квадрат", "label_ru": "blue square", '
+        '"description_en": "-", "description_ru": "-"} Hope this helps.',
+        2: '{"label_en": "No clear pattern", "label_ru": "Нет явной закономерности", '
+        '"description_en": "-", "description_ru": "-"}',
+    }
+    names = [LatentName(latent, "ok", parse_answer(text, fields)) for latent, text in raw.items()]
+    names.append(LatentName(3, "skipped"))
+    write_vlm_csv(
+        VLMResult(names, requests=3, cached=0), tmp_path / "vlm.csv", languages=["en", "ru"]
+    )
+    result = clean_interpretations(
+        vocab_names=vocab_names(), vlm_names=read_csv_table(tmp_path / "vlm.csv")
+    )
+    assert result.summary["by_flag"] == {"vlm_no_pattern": 1, "vlm_swapped": 1}
+    assert result.summary["vlm_status"] == {"ok": 3, "skipped": 1}
+    assert row(result.table, 0)["label_en"] == "red circle"
+    assert row(result.table, 0)["source"] == "vlm"
