@@ -27,6 +27,9 @@ rule report:
         collages=per_combo(f"{R}/collages/{RUN}"),
         names=per_combo(f"{R}/interpret/{RUN}/vocab.csv"),
         vlm=per_combo(f"{R}/interpret/{RUN}/vlm_summary.json"),
+        vlm_names=per_combo(f"{R}/interpret/{RUN}/vlm.csv"),
+        interpretations=per_combo(f"{R}/interpret/{RUN}/interpretations.csv"),
+        interpretations_summary=per_combo(f"{R}/interpret/{RUN}/interpretations.json"),
         acts=[ACTS.format(**e) for e in extractions()],
         models=[
             f"{R}/models/{m}/build.json"

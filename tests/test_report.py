@@ -47,7 +47,22 @@ def _run_files(root: Path, i: int) -> dict[str, str]:
     reason = "environment variable OPENROUTER_API_KEY is not set"
     vlm = {"model": "m", "requests": 0, "cached": 0, "counts": {"skipped": 2},
            "skipped_reason": reason, "unnamed": [3, 7]}  # fmt: skip
+    pl.DataFrame({"latent": ["3", "7"], "label_en": ["red", ""], "label_ru": ["красный", ""],
+                  "status": ["ok", "skipped"]}).write_csv(d / "vlm.csv")  # fmt: skip
+    pl.DataFrame({"latent": [3, 7, 9], "label_en": ["red", "circle", "x"],
+                  "label_ru": ["красный", "круг", "х"], "description_en": ["", "", ""],
+                  "description_ru": ["", "", ""], "source": ["vlm", "vocabulary", "vocabulary"],
+                  "score": [0.97, 0.61, None], "flags": ["", "", ""]}).write_csv(
+        d / "interpretations.csv"
+    )  # fmt: skip
+    detection = {"n_scored": 2, "median_auroc": 0.79, "median_shuffled": 0.5}
+    summary = {"by_source": {"vlm": 1, "vocabulary": 2, "manual": 0}, "by_flag": {"no_pattern": 1},
+               "n_names": 3, "shared_names": [], "agreement": {"n": 1, "median": 0.8, "mean": 0.8},
+               "detection": detection}  # fmt: skip
     return {
+        "vlm_names": str(d / "vlm.csv"),
+        "interpretations": str(d / "interpretations.csv"),
+        "interpretations_summary": _write_json(d / "interpretations.json", summary),
         "recon": _write_json(d / "r.json", recon),
         "zeroshot": _write_json(d / "z.json", zeroshot),
         "cfg": _write_json(d / "c.json", {"d_sae": 1024, "arch": "topk", "k": 8}),
@@ -73,7 +88,9 @@ def inputs(tmp_path: Path) -> ReportInputs:
     _write_json(acts / "meta.json", meta)
     return ReportInputs(
         table=table,
-        runs=bind_runs(RUNS, {r: per_run[r] for r in ("stats", "collages", "names", "vlm")}),
+        runs=bind_runs(
+            RUNS, {r: per_run[r] for r in per_run if r not in ("recon", "zeroshot", "cfg")}
+        ),
         extractions=[
             Extraction(model="tiny", dataset="shapes", split="test", layer="final", directory=acts)
         ],
@@ -94,12 +111,22 @@ def test_results_table_has_a_clip_and_a_clip_sae_row_per_run(inputs):
 def test_report_has_every_section_and_reads_only_declared_files(inputs):
     write_report(inputs, SECTIONS)
     text = inputs.out_md.read_text(encoding="utf-8")
-    for heading in ("## Results", "## Data", "## Sparsity vs reconstruction", "## VLM naming"):
+    for heading in ("## Results", "## Data", "## Sparsity vs reconstruction", "## VLM naming",
+                    "## Names: scores and cleaning"):  # fmt: skip
         assert heading in text
     assert "| shapes | tiny | final | test | 100 | truncated: 2 |" in text
     # Collage links are relative to the report and point at the declared collage folders.
     assert "![latent 3](../in/run0/pics/latent_00003.jpg)" in text
-    assert "| 3 | 0.500 | red | красный | 0.30 |" in text
+    # Collaged latents, best-scored first, with the names they were chosen from.
+    rows = [line for line in text.splitlines() if line.startswith(("| 3 |", "| 7 |"))]
+    assert rows[0].startswith(
+        "| 3 | 0.500 | red | красный | vlm | 0.97 | red / красный | red / красный"
+    )
+    assert rows[1].startswith(
+        "| 7 | 0.250 | circle | круг | vocabulary | 0.61 | circle / круг | (skipped)"
+    )
+    assert "| 0.79 | 0.5 | 0.70 / 0.79 / 0.88 | `      █  █` |" in text
+    assert "no_pattern: 1" in text
     assert "environment variable OPENROUTER_API_KEY is not set" in text
     assert (inputs.figures_dir / "l0_vs_fvu.png").stat().st_size > 1000
 

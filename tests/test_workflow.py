@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from clipsae.report.markdown import COLUMNS
+from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS
+from clipsae.report.table import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -89,8 +91,11 @@ def test_the_report_and_the_results_table(workdir):
         ).row(0, named=True)  # fmt: skip
         assert row["delta_accuracy"] == pytest.approx(row["accuracy"] - clip["accuracy"])
     report = (workdir / "results" / "report.md").read_text()
-    for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models"):
+    for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models",
+                    "## Names: scores and cleaning", "## VLM naming"):  # fmt: skip
         assert heading in report
+    # No key in the test environment: VLM naming is skipped, said so, and vocabulary names stand.
+    assert "OPENROUTER_API_KEY is not set" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert len(images) == 1 + 4 * 3
     assert all((workdir / "results" / path).is_file() for path in images)
@@ -106,6 +111,13 @@ def test_the_report_and_the_results_table(workdir):
     ]
     assert names.height == 1024
     assert all(re.search("[а-яё]", ru) for ru in names["label_ru"])
+    run_dir = workdir / "results/interpret/tiny/final/colors/topk8-x8"
+    chosen = pl.read_csv(run_dir / "interpretations.csv")
+    assert chosen.columns == list(INTERPRETATION_COLUMNS)
+    assert chosen.height == 1024 and (chosen["source"] == "vocabulary").all()
+    assert all(re.search("[а-яё]", ru) for ru in chosen["label_ru"])
+    detection = json.loads((run_dir / "interpretations.json").read_text())["detection"]
+    assert set(detection) == {"n_scored", "median_auroc", "median_shuffled"}
 
 
 def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
@@ -116,7 +128,8 @@ def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
     }
     expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
                 "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                "collages", "name_by_vocab", "results_table.log", "report.log"}  # fmt: skip
+                "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
+                "results_table.log", "report.log"}  # fmt: skip
     assert logs == expected
     assert {b.removesuffix(".tsv") for b in benchmarks} == {
         e.removesuffix(".log") for e in expected

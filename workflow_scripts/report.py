@@ -7,12 +7,15 @@ from clipsae.report.runs import bind_runs
 from clipsae.report.sections import SECTIONS
 from clipsae.runtime.logs import job_log
 
+PER_RUN = ("stats", "collages", "names", "vlm", "vlm_names", "interpretations",
+           "interpretations_summary")  # fmt: skip
+
 with job_log(snakemake.log[0]):
     inputs = ReportInputs(
         table=Path(snakemake.input.table),
         runs=bind_runs(
             snakemake.params.runs,
-            {role: snakemake.input[role] for role in ("stats", "collages", "names", "vlm")},
+            {role: snakemake.input[role] for role in PER_RUN},
         ),
         extractions=[
             Extraction(**key, directory=Path(path))
