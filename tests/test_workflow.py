@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from vlm_server import VLMServer
 
 from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS
 from clipsae.report.table import COLUMNS
@@ -34,14 +36,20 @@ def small_config() -> dict:
     return config
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SNAKEMAKE, "--cores", "2", *args],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=900,
-        env={"TQDM_DISABLE": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"},
+        env={
+            "TQDM_DISABLE": "1",
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            **(env or {}),
+        },
     )
 
 
@@ -160,3 +168,53 @@ def test_changing_one_dataset_reruns_its_branch_and_the_aggregates_only(workdir)
         dataset = wildcards.get("dataset") or wildcards.get("name", "").removeprefix("classes_")
         assert dataset == "colors", (rule, wildcards)
     assert "build_embedded_clip" not in rules
+
+
+KEY = "sk-test-9f3c-DO-NOT-LEAK"
+FENCED = (
+    'Here is my answer:\n```json\n{"label_en": "Red Shapes.", "label_ru": "красные фигуры",'
+    ' "description_en": "Red shapes.", "description_ru": "Красные фигуры."}\n```'
+)
+SWAPPED = json.dumps({"label_en": "синий", "label_ru": "blue", "description_en": "Синий.",
+                      "description_ru": "Blue."}, ensure_ascii=False)  # fmt: skip
+NO_PATTERN = json.dumps({"label_en": "no clear pattern", "label_ru": "нет явной закономерности",
+                         "description_en": "Mixed.", "description_ru": "Смесь."},
+                        ensure_ascii=False)  # fmt: skip
+
+
+def test_vlm_naming_branch_against_a_local_server(workdir):
+    """Last in this module: it changes the config (a VLM endpoint) and reruns the naming."""
+    runs = sorted((workdir / "results" / "collages").glob("*/*/*/*"))
+    with VLMServer() as server:
+        for collages in runs:
+            server.add_collages(collages)
+            images = sorted(collages.glob("latent_*.jpg"))
+            for path, answer in zip(images, (FENCED, SWAPPED, NO_PATTERN), strict=True):
+                server.contents[hashlib.sha256(path.read_bytes()).hexdigest()] = answer
+        config = small_config()
+        config["interpret"] = {"vlm": {"base_url": server.base_url, "api_key_env": "TEST_VLM_KEY",
+                                       "retries": 1, "backoff_factor": 0.01}}  # fmt: skip
+        write_config(workdir, config)
+        env = {"TEST_VLM_KEY": KEY}
+        run = snakemake(workdir, "results/report.md", env=env)
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert server.count == 3 * len(runs)  # one request per collage, no retry
+        assert all(r["headers"]["Authorization"] == f"Bearer {KEY}" for r in server.requests)
+        rerun = snakemake(workdir, "results/report.md", "--forcerun", "interpret_vlm", env=env)
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        assert server.count == 3 * len(runs)  # the forced rerun is answered from the cache
+    for collages in runs:
+        rel = collages.relative_to(workdir / "results" / "collages")
+        interpret = workdir / "results" / "interpret" / rel
+        summary = json.loads((interpret / "interpretations.json").read_text())
+        assert summary["by_source"]["vlm"] == 1, summary
+        assert summary["by_flag"].get("vlm_swapped") == 1, summary
+        assert summary["by_flag"].get("vlm_no_pattern") == 1, summary
+        chosen = pl.read_csv(interpret / "interpretations.csv")
+        assert "red shapes" in chosen.filter(pl.col("source") == "vlm")["label_en"].to_list()
+    report = (workdir / "results" / "report.md").read_text()
+    assert "red shapes" in report and "красные фигуры" in report
+    for folder in ("results", "logs", "benchmarks", ".snakemake", "cache"):
+        for path in (workdir / folder).rglob("*"):
+            if path.is_file():
+                assert KEY.encode() not in path.read_bytes(), path

@@ -45,6 +45,7 @@ class VLMServer:
     def __init__(self) -> None:
         self.script: list[Reply] = []
         self.latents: dict[str, int] = {}  # image SHA-256 -> latent
+        self.contents: dict[str, str] = {}  # image SHA-256 -> answer content, over the default
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -124,7 +125,7 @@ def _handler(server: VLMServer) -> type[BaseHTTPRequestHandler]:
                 content = reply.content
                 if content is None:
                     image = hashlib.sha256(image_of(request)).hexdigest()
-                    content = default_content(server.latents[image])
+                    content = server.contents.get(image) or default_content(server.latents[image])
                 data = json.dumps(
                     {"choices": [{"message": {"role": "assistant", "content": content}}]}
                 ).encode()
