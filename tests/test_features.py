@@ -7,7 +7,14 @@ import polars as pl
 import pytest
 import torch
 
-from clipsae.interpret.features import STATS_FILE, TOP_FILE, latent_stats_and_top, write_features
+from clipsae.interpret.features import (
+    STATS_FILE,
+    TOP_FILE,
+    WEAK_FILE,
+    WeakSampling,
+    latent_stats_and_top,
+    write_features,
+)
 from clipsae.runtime.atomic import atomic_output
 
 D_IN, D_SAE, N_ROWS = 8, 24, 203
@@ -48,7 +55,7 @@ def codes() -> np.ndarray:
 @pytest.mark.parametrize("batch_size", [1, 7, 64, N_ROWS, 1000])
 @pytest.mark.parametrize("top_k", [1, 5, 16])
 def test_streaming_top_k_matches_full_sort(codes: np.ndarray, batch_size: int, top_k: int) -> None:
-    _, top = latent_stats_and_top(_relu_encoder(), _batches(_data(), batch_size), D_SAE, top_k)
+    top = latent_stats_and_top(_relu_encoder(), _batches(_data(), batch_size), D_SAE, top_k).top
     for latent in range(D_SAE):
         column = codes[:, latent]
         order = np.argsort(-column, kind="stable")[:top_k]
@@ -63,7 +70,7 @@ def test_streaming_top_k_matches_full_sort(codes: np.ndarray, batch_size: int, t
 
 
 def test_dead_latents_have_no_top_rows(codes: np.ndarray) -> None:
-    _, top = latent_stats_and_top(_relu_encoder(), _batches(_data(), 50), D_SAE, 4)
+    top = latent_stats_and_top(_relu_encoder(), _batches(_data(), 50), D_SAE, 4).top
     assert set(top["latent"].to_list()).isdisjoint({0, 1})
     assert (top["activation"] > 0).all()
     assert top.schema == {
@@ -75,7 +82,7 @@ def test_dead_latents_have_no_top_rows(codes: np.ndarray) -> None:
 
 
 def test_stats_match_numpy(codes: np.ndarray) -> None:
-    stats, _ = latent_stats_and_top(_relu_encoder(), _batches(_data(), 33), D_SAE, 3)
+    stats = latent_stats_and_top(_relu_encoder(), _batches(_data(), 33), D_SAE, 3).stats
     fire = (codes > 0).sum(axis=0)
     assert stats["latent"].to_list() == list(range(D_SAE))
     assert stats["fire_count"].to_list() == fire.tolist()
@@ -96,12 +103,56 @@ def test_rejects_wrong_code_width_and_empty_stream() -> None:
 
 
 def test_write_features_round_trips(tmp_path, codes: np.ndarray) -> None:
-    stats, top = latent_stats_and_top(_relu_encoder(), _batches(_data(), 64), D_SAE, 5)
-    stats_path, top_path = write_features(stats, top, tmp_path / "out")
-    assert (stats_path.name, top_path.name) == (STATS_FILE, TOP_FILE)
-    assert pl.read_parquet(stats_path).equals(stats, null_equal=True)
-    assert pl.read_parquet(top_path).equals(top)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([STATS_FILE, TOP_FILE])
+    features = latent_stats_and_top(
+        _relu_encoder(), _batches(_data(), 64), D_SAE, 5, weak=WeakSampling(n=2)
+    )
+    paths = write_features(features, tmp_path / "out")
+    assert [p.name for p in paths] == [STATS_FILE, TOP_FILE, WEAK_FILE]
+    assert pl.read_parquet(paths[0]).equals(features.stats, null_equal=True)
+    assert pl.read_parquet(paths[1]).equals(features.top)
+    assert pl.read_parquet(paths[2]).equals(features.weak)
+    assert len(features.weak) > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
+
+
+def _ramp_encoder(x: torch.Tensor) -> torch.Tensor:
+    """Latent 0 is the input's first value itself (rows 1..N give 1..N), latent 1 never fires."""
+    return torch.stack([x[:, 0], torch.zeros(len(x))], dim=1)
+
+
+@pytest.mark.parametrize("batch_size", [7, 400])
+def test_weak_rows_come_from_the_low_quantile_and_avoid_the_top(batch_size: int) -> None:
+    n = 400
+    ramp = np.zeros((n + 100, 1), dtype=np.float32)
+    ramp[:n, 0] = np.arange(1, n + 1)  # 100 more rows where latent 0 does not fire
+    weak = WeakSampling(n=5, quantile=0.2, sample_size=200, seed=3)
+    features = latent_stats_and_top(_ramp_encoder, _batches(ramp, batch_size), 2, 4, weak=weak)
+    rows = features.weak.filter(pl.col("latent") == 0).sort("rank")
+    assert rows["rank"].to_list() == list(range(5))
+    values = rows["activation"].to_numpy()
+    # A uniform sample of 200 of the 400 firing rows: its 20% quantile is near 80 (of 1..400).
+    assert (values > 0).all() and values.max() <= 110
+    assert (np.diff(values) < 0).all(), "strongest weak row first"
+    np.testing.assert_array_equal(rows["row"].to_numpy(), values.astype(np.int64) - 1)
+    assert set(rows["row"]).isdisjoint(features.top["row"])
+    assert features.weak.filter(pl.col("latent") == 1).is_empty()
+    again = latent_stats_and_top(_ramp_encoder, _batches(ramp, batch_size), 2, 4, weak=weak)
+    assert again.weak.equals(features.weak), "seeded: the same rows on every run"
+
+
+def test_weak_rows_exclude_top_rows_of_rare_latents() -> None:
+    rare = np.zeros((50, 1), dtype=np.float32)
+    rare[[3, 9, 20], 0] = [1.0, 2.0, 3.0]  # three firing rows, all of them top rows
+    features = latent_stats_and_top(_ramp_encoder, _batches(rare, 16), 2, 4, weak=WeakSampling())
+    assert features.top.filter(pl.col("latent") == 0)["row"].to_list() == [20, 9, 3]
+    assert features.weak.is_empty()
+
+
+def test_weak_sampling_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="quantile"):
+        WeakSampling(quantile=1.0)
+    with pytest.raises(ValueError, match="sample_size"):
+        WeakSampling(n=10, sample_size=5)
 
 
 def test_atomic_output_leaves_old_file_when_writer_fails(tmp_path) -> None:

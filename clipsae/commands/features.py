@@ -1,10 +1,11 @@
-"""Per-latent statistics and the top-activating rows of every latent, in one streaming pass."""
+"""Per-latent statistics, top- and weakly-activating rows of every latent, in one streaming pass."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from clipsae.interpret.features import WeakSampling
 from clipsae.steps.features import encode_features
 
 
@@ -12,10 +13,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sae", type=Path, required=True, help="SAE checkpoint directory")
     parser.add_argument("--activations", type=Path, required=True, help="shard directory")
     parser.add_argument("--top-k", type=int, default=9, help="rows kept per latent")
+    parser.add_argument(
+        "--n-weak", type=int, default=3, help="weakly activating rows kept per latent (0: none)"
+    )
+    parser.add_argument(
+        "--weak-quantile",
+        type=float,
+        default=0.25,
+        help="weak rows are drawn from at or below this quantile of a latent's activations",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
 def run(args: argparse.Namespace) -> int:
-    encode_features(args.sae, args.activations, args.out, args.top_k, args.device)
+    weak = WeakSampling(args.n_weak, args.weak_quantile) if args.n_weak else None
+    encode_features(args.sae, args.activations, args.out, args.top_k, args.device, weak=weak)
     return 0

@@ -1,19 +1,31 @@
-"""Step ``encode_features``: per-latent statistics and top images over the test split."""
+"""Step ``encode_features``: per-latent statistics, top and weak images over the test split."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
-from clipsae.interpret.features import latent_stats_and_top, write_features
+from clipsae.interpret.features import WeakSampling, latent_stats_and_top, write_features
 from clipsae.runtime.device import pick_device
 from clipsae.sae import load_sae
 
+DEFAULT_WEAK = WeakSampling()
+
 
 def encode_features(
-    sae_dir: Path, acts_dir: Path, out_dir: Path, top_k: int, device: str = "auto"
+    sae_dir: Path,
+    acts_dir: Path,
+    out_dir: Path,
+    top_k: int,
+    device: str = "auto",
+    *,
+    weak: WeakSampling | None = DEFAULT_WEAK,
 ) -> None:
-    sae = load_sae(Path(sae_dir), pick_device(device)).eval()
+    """Write the features tables; ``weak`` (default: 3 rows per latent from its lowest quartile)
+    gives collages their contrast row, ``None`` leaves ``weak_images.parquet`` empty."""
+    dev = pick_device(device)
+    sae = load_sae(Path(sae_dir), dev).eval()
     batches = ActivationStore(acts_dir).iter_batches(EVAL_BATCH)
-    stats, top = latent_stats_and_top(sae.encode, batches, sae.cfg.d_sae, top_k)
-    write_features(stats, top, Path(out_dir))
+    d_sae = sae.cfg.d_sae
+    features = latent_stats_and_top(sae.encode, batches, d_sae, top_k, device=dev, weak=weak)
+    write_features(features, Path(out_dir))
