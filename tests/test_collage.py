@@ -11,14 +11,17 @@ from PIL import Image
 
 from clipsae.interpret.collage import (
     BACKGROUND,
+    CONTRAST_HEIGHT,
     LABEL_BOX,
     PAD,
     TITLE_HEIGHT,
+    collage_latents,
     collage_size,
     default_titles,
     make_collage,
     select_latents,
     tile_origin,
+    weak_tile_origin,
     write_collages,
 )
 
@@ -114,3 +117,65 @@ def test_write_collages_writes_one_jpeg_per_latent(tmp_path) -> None:
         assert np.abs(centre - COLOURS[10 % len(COLOURS)]).max() < 12  # JPEG tolerance
     with Image.open(paths[2]) as empty:
         assert empty.size == collage_size(0, 32, 3)
+
+
+@pytest.mark.parametrize(("n", "n_weak", "cols"), [(9, 3, 3), (5, 2, 3), (4, 5, 2)])
+def test_contrast_row_sits_under_the_grid_with_its_own_images(n: int, n_weak: int, cols: int):
+    tile = 30
+    weak = [_solid(i + 2) for i in range(n_weak)]
+    collage = make_collage(
+        [_solid(i) for i in range(n)],
+        [2.0] * n,
+        "t",
+        tile,
+        cols,
+        weak_images=weak,
+        weak_activations=[0.1] * n_weak,
+    )
+    plain_height = collage_size(n, tile, cols)[1]
+    weak_rows = math.ceil(n_weak / cols)
+    assert collage.size == collage_size(n, tile, cols, n_weak)
+    assert collage.size[1] == plain_height + CONTRAST_HEIGHT + weak_rows * (tile + PAD)
+    pixels = np.asarray(collage)
+    for index in range(n):  # the top grid is where it is without a contrast row
+        x, y = tile_origin(index, tile, cols)
+        assert (pixels[y + tile // 2 : y + tile, x : x + tile] == COLOURS[index % 5]).all()
+    strip = pixels[plain_height : plain_height + CONTRAST_HEIGHT]
+    assert (strip < 128).any(), "the contrast strip says what the row is"
+    for index in range(n_weak):
+        x, y = weak_tile_origin(index, n, tile, cols)
+        assert y >= plain_height + CONTRAST_HEIGHT
+        block = pixels[y + tile // 2 : y + tile, x : x + tile]
+        assert (block == COLOURS[(index + 2) % 5]).all(), f"weak tile {index}"
+
+
+def test_make_collage_rejects_mismatched_weak_lengths() -> None:
+    with pytest.raises(ValueError, match="1 weak images but 0 weak activations"):
+        make_collage([_solid(0)], [1.0], "t", weak_images=[_solid(1)])
+
+
+def test_collage_latents_puts_chosen_first_then_frequent() -> None:
+    assert collage_latents(_stats(), 2, [2, 0, 2]) == [2, 0, 1, 3]
+    assert collage_latents(_stats(), 3) == select_latents(_stats(), 3)
+    with pytest.raises(ValueError, match=r"latents \[5\] are out of range.*0\.\.4"):
+        collage_latents(_stats(), 2, [1, 5])
+
+
+def test_write_collages_adds_the_weak_rows_as_contrast(tmp_path) -> None:
+    top = pl.DataFrame({"latent": [3, 3], "rank": [0, 1], "row": [0, 1], "activation": [5.0, 4.0]})
+    weak = pl.DataFrame(
+        {"latent": [3, 3, 1], "rank": [1, 0, 0], "row": [4, 3, 2], "activation": [0.1, 0.2, 0.3]}
+    )
+    opened: list[int] = []
+
+    def open_row(row: int) -> Image.Image:
+        opened.append(row)
+        return _solid(row)
+
+    (path,) = write_collages(top, [3], open_row, tmp_path, tile=32, weak=weak)
+    assert opened == [0, 1, 3, 4]  # top rows, then the weak ones by rank; latent 1 not asked for
+    with Image.open(path) as image:
+        assert image.size == collage_size(2, 32, 3, n_weak=2)
+        x, y = weak_tile_origin(1, 2, 32, 3)
+        centre = np.asarray(image)[y + 24, x + 16].astype(int)
+        assert np.abs(centre - COLOURS[4]).max() < 12  # the second weak tile shows row 4
