@@ -2,7 +2,8 @@
 
 Subcommands are discovered from ``clipsae/commands``: a module ``train_sae.py`` becomes
 ``clipsae train-sae``; its docstring's first line is the help text, and it exposes
-``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` and ``run(args) -> int``. Modules whose name starts with ``_`` are
+helpers shared by several subcommands.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
         cmd = sub.add_parser(info.name.replace("_", "-"), help=summary, description=module.__doc__)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
@@ -274,12 +275,33 @@ def extract_activations(
         # float rounding, so re-running the same batches gives the bytes an unbroken run gives.
         start=journal.resumed_at - journal.resumed_at % batch_size,
     ):
-        with torch.autocast(clip.device.type, enabled=clip.device.type == "cuda"):
-            acts = encoder(images).float().cpu().numpy()
+        acts = layer_activations(clip, encoder, images)
         fresh = (positions >= journal.resumed_at).numpy()
         writer.positions.extend(positions[fresh].tolist())
         writer.add(acts[fresh])
     return _finish(writer, records, out_dir)
+
+
+def layer_activations(
+    clip: LoadedClip, encoder: VisionActivations, images: torch.Tensor
+) -> np.ndarray:
+    """Float32 activations of a preprocessed batch already on ``clip.device``.
+
+    The one place the model reads images for activations, so that one image looked up later
+    (``clipsae explain``) gets the numbers its extraction stored.
+    """
+    with torch.autocast(clip.device.type, enabled=clip.device.type == "cuda"):
+        return encoder(images).float().cpu().numpy()
+
+
+@torch.inference_mode()
+def image_activations(clip: LoadedClip, layer: str, images: Sequence[Image.Image]) -> np.ndarray:
+    """The ``layer`` activations (len(images), d) of decoded RGB images, as extraction does."""
+    if not images:
+        raise ValueError("no images to read activations of")
+    encoder = VisionActivations(clip.model, parse_layer(layer, clip.arch))
+    batch = torch.stack([clip.preprocess(image) for image in images]).to(clip.device)
+    return layer_activations(clip, encoder, batch)
 
 
 def _finish(writer: _JournaledWriter, records: Sequence[Record], out_dir: Path) -> ShardMeta:

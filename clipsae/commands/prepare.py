@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
-from clipsae.config.validate import dataset_source_spec
+from clipsae.config.validate import dataset_entry_from_file
 from clipsae.data import build_dataset, write_index
 
 log = logging.getLogger(__name__)
@@ -41,16 +40,7 @@ def dataset_spec(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(spec, dict):
             raise ValueError("--spec-json must be a JSON object")
         return spec
-    # Only this dataset's entry is read: the workflow validates the whole file once at startup, and
-    # an unrelated mistake (a model tag) should not stop a dataset from being prepared by hand.
-    config = yaml.safe_load(Path(args.config).read_text())
-    datasets = config.get("datasets", {}) if isinstance(config, dict) else {}
-    if args.dataset not in datasets:
-        raise ValueError(
-            f"{args.config}: no dataset {args.dataset!r} under 'datasets' "
-            f"(available: {sorted(datasets)})"
-        )
-    return dataset_source_spec(datasets[args.dataset])
+    return dataset_entry_from_file(Path(args.config), args.dataset)
 
 
 def run(args: argparse.Namespace) -> int:

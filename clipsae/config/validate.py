@@ -78,6 +78,21 @@ def dataset_source_spec(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k not in WORKFLOW_DATASET_KEYS}
 
 
+def dataset_entry_from_file(path: Path, name: str) -> dict:
+    """The source spec of one dataset of a config file, read without validating the rest.
+
+    Only this entry matters to a command that opens a dataset's images by hand, and an unrelated
+    mistake elsewhere in the file (a model tag) should not stop it.
+    """
+    config = yaml.safe_load(Path(path).read_text())
+    datasets = config.get("datasets", {}) if isinstance(config, dict) else {}
+    if name not in datasets:
+        raise ValueError(
+            f"{path}: no dataset {name!r} under 'datasets' (available: {sorted(datasets)})"
+        )
+    return dataset_source_spec(datasets[name])
+
+
 def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
     from clipsae.data import build_dataset

@@ -1,0 +1,88 @@
+"""What the explore commands (``explain``, ``search``, ``similar``, ``clusters``) share: the
+arguments that name a run under ``results/`` and plain-text tables.
+
+The leading underscore keeps ``clipsae.cli`` from taking this module for a subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from clipsae.explore.run import Run, read_names, records_by_id, row_ids
+from clipsae.runtime.device import pick_device
+from clipsae.sae import SAE, load_sae
+
+log = logging.getLogger(__name__)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--results --model --layer --dataset --sae`` (the workflow's wildcards) and friends."""
+    run = parser.add_argument_group("the run, as the workflow laid it out")
+    run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    run.add_argument("--model", required=True, help="a models entry, e.g. tiny")
+    run.add_argument("--layer", default="final", help="final or block<N> (default final)")
+    run.add_argument("--dataset", required=True, help="a datasets entry, e.g. shapes")
+    run.add_argument("--sae", required=True, help="a saes entry, e.g. topk8-x8")
+    run.add_argument("--split", default="test", help="activations searched (default test)")
+    run.add_argument("--names", type=Path, help="names CSV (default: the run's own)")
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/config.yaml"),
+        help="workflow config, read only to open a dataset image by its id",
+    )
+    parser.add_argument("--top-n", type=int, default=10, help="rows to show (default 10)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def run_of(args: argparse.Namespace) -> Run:
+    return Run(args.results, args.model, args.layer, args.dataset, args.sae)
+
+
+def open_sae(run: Run, device: str) -> SAE:
+    return load_sae(run.sae_dir, pick_device(device)).eval()
+
+
+def names_of(args: argparse.Namespace, run: Run) -> pl.DataFrame | None:
+    """The ``--names`` CSV, or the run's ``interpretations.csv`` / ``vocab.csv``, if any."""
+    path = args.names or run.names_file()
+    if path is None:
+        log.warning("no names for %s: neither --names nor a names CSV in the run", run.sae_dir)
+        return None
+    return read_names(path)
+
+
+def with_images(frame: pl.DataFrame, run: Run, split: str) -> pl.DataFrame:
+    """``frame`` with a ``row`` column (activation rows of ``split``) plus each image's ``id``
+    and ``source`` (a file path for folders, a descriptor for generated images)."""
+    ids = row_ids(run.activations(split))
+    records = records_by_id(run)
+    image_ids = [ids[row] for row in frame["row"]]
+    return frame.with_columns(
+        id=pl.Series(image_ids, dtype=pl.String),
+        source=pl.Series([records[i].source for i in image_ids], dtype=pl.String),
+    )
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def print_table(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> None:
+    """Left-aligned columns, every row shown (polars' own repr truncates long tables)."""
+    columns = list(columns or frame.columns)
+    cells = [[_cell(v) for v in row] for row in frame.select(columns).iter_rows()]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    for row in [columns, *cells]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
