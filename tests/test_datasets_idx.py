@@ -221,13 +221,15 @@ def test_debian_fashion_mnist_goes_through_extraction_and_collages(tmp_path: Pat
     written = sorted(tiles.glob("latent_*.jpg"))
     assert len(written) == 2
     top = pl.read_parquet(features / "top_images.parquet")
+    weak = pl.read_parquet(features / "weak_images.parquet")
     ds = build_dataset("clothes", entry)
     by_id = {r.id: r for r in records}
     for path in written:
         latent = int(path.stem.split("_")[1])
         best = top.filter(pl.col("latent") == latent).sort("rank")
+        n_weak = len(weak.filter(pl.col("latent") == latent))  # the contrast row
         collage = np.asarray(Image.open(path), dtype=np.float32)
-        assert collage.shape == (*collage_size(len(best), TILE)[::-1], 3)
+        assert collage.shape == (*collage_size(len(best), TILE, n_weak=n_weak)[::-1], 3)
         # The first tile is the latent's best garment, resized; JPEG leaves a small error.
         x, y = tile_origin(0, TILE)
         garment = ds.open_image(by_id[rows["id"][best["row"][0]]])
