@@ -135,6 +135,17 @@ def test_explain_reads_an_image_file_as_extraction_does(run, tmp_path) -> None:
     assert table["label_ru"][0] == f"понятие {table['latent'][0]}"
 
 
+def test_image_activations_match_extraction_at_a_block_layer(run, tmp_path) -> None:
+    clip = run["run"].open_clip("cpu")
+    records = run["dataset"].records()[:5]
+    extract_activations(clip, run["dataset"], records, "block1", tmp_path / "block1", 4)
+    stored = ActivationStore(tmp_path / "block1").load_all()
+    images = [run["dataset"].open_image(record) for record in records]
+    activations = image_activations(clip, "block1", images)
+    assert activations.shape == stored.shape == (5, 128)
+    np.testing.assert_allclose(activations, stored, atol=1e-5)
+
+
 def test_search_finds_the_planted_latent_and_its_top_images(run, capsys) -> None:
     assert main(["search", PLANTED_TEXT, *_args(run, "--top-n", "3", "--images", "2")]) == 0
     out = capsys.readouterr().out
