@@ -142,7 +142,9 @@ class WeakSampling:
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.sample_size < self.n:
-            raise ValueError(f"need 1 <= n <= sample_size, got n={self.n}, {self.sample_size}")
+            raise ValueError(
+                f"need 1 <= n <= sample_size, got n={self.n}, sample_size={self.sample_size}"
+            )
         if not 0 < self.quantile < 1:
             raise ValueError(f"weak quantile must be in (0, 1), got {self.quantile}")
 
