@@ -1,11 +1,16 @@
-"""What several steps share: reading one split of a prepared dataset."""
+"""What several steps share: reading one split of a prepared dataset, and its attributes per
+activation row."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
+from clipsae.activations.extract import ROW_INDEX_FILE
 from clipsae.config.validate import dataset_source_spec
 from clipsae.data import ImageDataset, Record, build_dataset, read_index
+from clipsae.data.index import BASE_COLUMNS, INDEX_FILE
 
 
 def split_records(
@@ -17,3 +22,27 @@ def split_records(
     if not chosen:
         raise ValueError(f"dataset {name!r} has no images in split {split!r}")
     return dataset, chosen
+
+
+def row_attributes(acts_dir: Path, index_dir: Path) -> pl.DataFrame:
+    """The prepared index's columns for each activation row, in row order.
+
+    Extraction skips bad images, so activation rows and index rows differ; they are joined on
+    ``id``. A row whose id the index lacks means the two come from different preparations.
+    """
+    rows = pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE).select("row", "id")
+    index = pl.read_parquet(Path(index_dir) / INDEX_FILE).drop("label")
+    joined = rows.join(index, on="id", how="left").sort("row")
+    lost = joined.filter(pl.col("split").is_null())
+    if len(lost):
+        raise ValueError(
+            f"{acts_dir}: {len(lost)} activation rows (e.g. id {lost['id'][0]!r}) are not in "
+            f"{Path(index_dir) / INDEX_FILE}: activations and index come from different datasets"
+        )
+    return joined
+
+
+def attribute_columns(frame: pl.DataFrame) -> list[str]:
+    """The string attribute columns of an index frame: the factors a generated image has."""
+    skip = (*BASE_COLUMNS, "row")
+    return [c for c, t in frame.schema.items() if c not in skip and t == pl.String]
