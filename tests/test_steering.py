@@ -11,14 +11,19 @@ import torch
 
 from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
+from clipsae.data import build_dataset, write_index
 from clipsae.interpret.steering import (
+    Setting,
     activation_percentiles,
     embedding_forwards,
     latent_edit,
+    spliced_forwards,
     steer,
     sweep,
 )
-from clipsae.sae import SAEConfig, TopKSAE, save_sae
+from clipsae.models.clip import VisionActivations, load_clip
+from clipsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
+from clipsae.steps.steering import SplicedSource, run_steering
 
 COLORS = ("red", "green", "blue", "navy")
 SHAPES = ("circle", "square", "star")
@@ -182,3 +187,64 @@ def test_steer_command_with_a_ground_truth_table(tmp_path):
     assert summary["settings"]["x4"]["n_latents"] == 2
     assert summary["settings"]["x4"]["flip_to_target"] >= 0.98
     assert summary["settings"]["ablate"]["target_removed"] >= 0.98
+
+
+def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
+    """A block-1 SAE on a random tiny CLIP: ablating a latent that never fires changes no
+    prediction, amplifying it far changes many; the edit is spliced into the CLS token."""
+    torch.manual_seed(0)
+    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    entry = {"source": "synthetic", "n_train": 0, "n_test": 16, "seed": 4, "label_by": "color"}
+    dataset = build_dataset("s", entry)
+    write_index(dataset, tmp_path / "data")
+    encoder = VisionActivations(clip.model, 1)
+    records = dataset.records()
+    with torch.no_grad():
+        images = torch.stack([clip.preprocess(dataset.open_image(r)) for r in records])
+        cls = encoder(images).numpy()
+    width = cls.shape[1]
+    writer = ShardWriter(tmp_path / "acts", width, extra={"layer": "block1"})
+    writer.add(cls)
+    writer.close()
+    # Latent 0 cannot fire (zero encoder column, negative bias); the rest read the dimensions.
+    sae = TopKSAE(SAEConfig(arch="topk", d_in=width, d_sae=width + 1, k=8))
+    with torch.no_grad():
+        sae.W_enc[:, 0] = 0.0
+        sae.b_enc.fill_(0.0)
+        sae.b_enc[0] = -1.0
+        sae.W_enc[:, 1:] = torch.eye(width)
+    save_sae(sae, tmp_path / "sae")
+    classes = np.random.default_rng(2).normal(size=(len(dataset.class_names), 128))
+    classes = (classes / np.linalg.norm(classes, axis=1, keepdims=True)).astype(np.float32)
+    np.save(tmp_path / "colors.npy", classes)
+    pl.DataFrame({"label": range(len(classes)), "name": dataset.class_names}).write_parquet(
+        tmp_path / "colors.parquet"
+    )
+    out = tmp_path / "steer.parquet"
+    run_steering(
+        sae_dir=tmp_path / "sae",
+        acts_dir=tmp_path / "acts",
+        classes_npy=tmp_path / "colors.npy",
+        out_parquet=out,
+        out_json=tmp_path / "steer.json",
+        targets=[(0, "red")],
+        factor="color",
+        index_dir=tmp_path / "data",
+        multipliers=(),
+        spliced=SplicedSource({"arch": "clipsae-tiny-vit", "pretrained": "none"}, None, "s", entry),
+        device="cpu",
+    )
+    ablate = pl.read_parquet(out).row(0, named=True)
+    assert ablate["setting"] == "ablate" and ablate["n"] == 16
+    assert ablate["changed"] == 0.0
+    assert ablate["p_target_after"] == pytest.approx(ablate["p_target_before"], abs=1e-6)
+    neighbours = pl.read_parquet(out.with_suffix(".neighbours.parquet"))
+    assert (neighbours["id_before"] == neighbours["id_after"]).all()
+    # Set to a large value, latent 0's decoder row moves the CLS token and the predictions.
+    far, _ = steer(
+        load_sae(tmp_path / "sae"),
+        [Setting(0, 0, "red", "far", 50.0)],
+        spliced_forwards(clip, dataset, records, "block1", batch_size=5),
+        classes,
+    )
+    assert far["changed"][0] > 0.2
