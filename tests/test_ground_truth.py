@@ -92,10 +92,29 @@ def test_planted_red_latent_is_a_perfect_monosemantic_detector(planted):
     assert latents == {
         "n_latents": 4,
         "n_dead": 1,
+        "n_rare": 0,
         "n_monosemantic": 1,
         "n_mixed": 2,
         "monosemantic_fraction": pytest.approx(1 / 3),
     }
+
+
+def test_a_latent_on_a_handful_of_images_is_rare_not_monosemantic(planted):
+    x_train, x_test, train, test, _ = planted
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        # Latent 1 fires on the first nine test images (assorted colours: too few to judge),
+        # told apart by their noise dimension 3, which is unique to each row.
+        return torch.stack(
+            [x[:, 0], torch.isin(x[:, 3], torch.from_numpy(x_test[:9, 3])).float()], 1
+        )
+
+    _, latents = detectors(encode, _stream(x_train), _stream(x_test), train, test)
+    assert (latents["n_rare"], latents["n_monosemantic"], latents["n_mixed"]) == (1, 1, 0)
+    _, strict = detectors(
+        encode, _stream(x_train), _stream(x_test), train, test, min_active=1, mono_threshold=0.0
+    )
+    assert (strict["n_rare"], strict["n_monosemantic"]) == (0, 2)
 
 
 def test_shortlist_picks_what_the_exhaustive_scan_picks(planted):

@@ -25,9 +25,11 @@ planted data of the tests (``n_candidates=n_latents`` is the exhaustive scan).
 **Monosemantic** (``monosemanticity``): a latent's purity is the largest share of its total
 test activation mass (the sum of its activations over all test images) that falls on the images
 of one factor value, maximised over factors and values: purity = max_f max_v sum_{i: f_i = v}
-a_i / sum_i a_i. A latent with purity >= ``mono_threshold`` (0.8) is monosemantic, a live latent
-below it is mixed, and a latent with no activation mass on the test split is dead. A conjunction
-("red circles only") is monosemantic by this rule: all its mass lies on red images.
+a_i / sum_i a_i. Only latents active (> 0) on at least ``min_active`` (10) test images are
+judged: one that fires on a single image would be pure whatever it encodes. A judged latent with
+purity >= ``mono_threshold`` (0.8) is monosemantic, below it mixed; a latent active on fewer
+images is rare, and one never active is dead. A conjunction ("red circles only") is
+monosemantic by this rule: all its mass lies on red images.
 
 **Naming accuracy**: a detector latent is named right when its vocabulary name carries the
 factor value as words (``name_matches``); top-1 looks at its first name, top-3 at its first three.
@@ -51,6 +53,7 @@ Batches = Callable[[], Iterable[np.ndarray]]
 DEFAULT_MARKERS: dict[str, str] = {"background": "background"}
 RECOVERED_F1 = 0.8
 MONO_THRESHOLD = 0.8
+MIN_ACTIVE = 10
 DETECTOR_COLUMNS = (
     "method",
     "factor",
@@ -179,17 +182,18 @@ class _Moments:
 
     def __init__(self) -> None:
         self.n = 0
-        self.count = self.s1 = self.s2 = self.t1 = self.t2 = None
+        self.count = self.s1 = self.s2 = self.t1 = self.t2 = self.active = None
         self.lo = self.hi = None
 
     def update(self, acts: torch.Tensor, onehot: torch.Tensor) -> None:
         a, y = acts.double(), onehot.double()
-        parts = (y.sum(0), a.T @ y, (a * a).T @ y, a.sum(0), (a * a).sum(0))
+        parts = (y.sum(0), a.T @ y, (a * a).T @ y, a.sum(0), (a * a).sum(0), (a > 0).sum(0))
         if self.count is None:
-            self.count, self.s1, self.s2, self.t1, self.t2 = parts
+            self.count, self.s1, self.s2, self.t1, self.t2, self.active = parts
             self.lo, self.hi = acts.min(0).values, acts.max(0).values
         else:
-            for name, part in zip(("count", "s1", "s2", "t1", "t2"), parts, strict=True):
+            names = ("count", "s1", "s2", "t1", "t2", "active")
+            for name, part in zip(names, parts, strict=True):
                 setattr(self, name, getattr(self, name) + part)
             self.lo = torch.minimum(self.lo, acts.min(0).values)
             self.hi = torch.maximum(self.hi, acts.max(0).values)
@@ -296,18 +300,22 @@ def _score_test(
     return rows, moments
 
 
-def monosemanticity(moments: _Moments, threshold: float = MONO_THRESHOLD) -> dict:
-    """Counts of monosemantic, mixed and dead latents (definition in the module docstring)."""
+def monosemanticity(
+    moments: _Moments, threshold: float = MONO_THRESHOLD, min_active: int = MIN_ACTIVE
+) -> dict:
+    """Counts of monosemantic, mixed, rare and dead latents (module docstring); the fraction
+    is of the judged latents (monosemantic + mixed)."""
     mass = moments.t1
-    alive = mass > 0
+    judged = moments.active >= max(min_active, 1)
     purity = (moments.s1 / mass.clamp_min(1e-30)[:, None]).max(1).values
-    mono = alive & (purity >= threshold)
+    mono = judged & (purity >= threshold)
     return {
         "n_latents": len(mass),
-        "n_dead": int((~alive).sum()),
+        "n_dead": int((moments.active == 0).sum()),
+        "n_rare": int(((moments.active > 0) & ~judged).sum()),
         "n_monosemantic": int(mono.sum()),
-        "n_mixed": int((alive & ~mono).sum()),
-        "monosemantic_fraction": float(mono.sum() / alive.sum()) if alive.any() else 0.0,
+        "n_mixed": int((judged & ~mono).sum()),
+        "monosemantic_fraction": float(mono.sum() / judged.sum()) if judged.any() else 0.0,
     }
 
 
@@ -321,6 +329,7 @@ def detectors(
     n_candidates: int = 32,
     n_bins: int = 256,
     mono_threshold: float = MONO_THRESHOLD,
+    min_active: int = MIN_ACTIVE,
 ) -> tuple[pl.DataFrame, dict]:
     """Best single-latent detector per factor value, and the latents' monosemanticity.
 
@@ -355,7 +364,9 @@ def detectors(
             for v, (factor, value) in enumerate(factors_train.pairs)
         ]
     )
-    return frame.select(DETECTOR_COLUMNS[1:]), monosemanticity(test_moments, mono_threshold)
+    return frame.select(DETECTOR_COLUMNS[1:]), monosemanticity(
+        test_moments, mono_threshold, min_active
+    )
 
 
 def add_naming(
@@ -423,6 +434,7 @@ def ground_truth(
     n_candidates: int = 32,
     n_bins: int = 256,
     mono_threshold: float = MONO_THRESHOLD,
+    min_active: int = MIN_ACTIVE,
     recovered_f1: float = RECOVERED_F1,
 ) -> tuple[pl.DataFrame, dict]:
     """``detectors`` for each latent source in ``methods`` (e.g. ``sae``, ``clip``, ``random``).
@@ -441,6 +453,7 @@ def ground_truth(
             n_candidates=n_candidates,
             n_bins=n_bins,
             mono_threshold=mono_threshold,
+            min_active=min_active,
         )
         table = table.with_columns(method=pl.lit(method)).select(DETECTOR_COLUMNS)
         tables.append(add_naming(table, (names or {}).get(method), markers))
@@ -448,5 +461,6 @@ def ground_truth(
     summary = summarise(table, recovered_f1)
     for method, counts in latents.items():
         summary[method]["latents"] = counts
-    settings = {"n_candidates": n_candidates, "n_bins": n_bins, "mono_threshold": mono_threshold}
+    settings = {"n_candidates": n_candidates, "n_bins": n_bins}
+    settings |= {"mono_threshold": mono_threshold, "min_active": min_active}
     return table, {"methods": summary, "recovered_f1": recovered_f1, **settings}
