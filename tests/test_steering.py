@@ -234,7 +234,9 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
         spliced=SplicedSource({"arch": "clipsae-tiny-vit", "pretrained": "none"}, None, "s", entry),
         device="cpu",
     )
-    ablate = pl.read_parquet(out).row(0, named=True)
+    table = pl.read_parquet(out)
+    assert table.schema["other_changed"] == pl.Float64  # null without --other-classes
+    ablate = table.row(0, named=True)
     assert ablate["setting"] == "ablate" and ablate["n"] == 16
     assert ablate["changed"] == 0.0
     assert ablate["p_target_after"] == pytest.approx(ablate["p_target_before"], abs=1e-6)

@@ -254,7 +254,10 @@ def _table(
             row["nn_target_before"] = float(hits[0].mean())
             row["nn_target_after"] = float(hits[i + 1].mean())
         rows.append(row)
-    return pl.DataFrame(rows)
+    # Rates that are undefined (no target images, no second class set) are null, still floats.
+    frame = pl.DataFrame(rows)
+    rates = [c for c in frame.columns if c not in ("latent", "target", "setting", "value", "n")]
+    return frame.with_columns(pl.col(rates).cast(pl.Float64))
 
 
 def _neighbours(settings: Sequence[Setting], retrieval: _Retrieval | None) -> pl.DataFrame:
