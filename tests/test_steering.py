@@ -250,3 +250,27 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
         classes,
     )
     assert far["changed"][0] > 0.2
+
+
+def test_steer_command_refuses_bad_targets(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["steer", "--sae", "s", "--activations", "a", "--classes", "c.npy", "--out", "o",
+              "--latent", "red=17"])  # fmt: skip
+    assert "expected LATENT=CLASS (e.g. 17=red), got 'red=17'" in capsys.readouterr().err
+    x, _, _ = planted_world(20)
+    writer = ShardWriter(tmp_path / "acts", D)
+    writer.add(x)
+    writer.close()
+    save_sae(planted_sae(), tmp_path / "sae")
+    np.save(tmp_path / "colors.npy", class_embeddings()[0])
+    pl.DataFrame({"label": range(4), "name": COLORS}).write_parquet(tmp_path / "colors.parquet")
+    with pytest.raises(ValueError, match=r"targets \['purple'\] are not classes of .*colors.npy"):
+        run_steering(
+            sae_dir=tmp_path / "sae",
+            acts_dir=tmp_path / "acts",
+            classes_npy=tmp_path / "colors.npy",
+            out_parquet=tmp_path / "o.parquet",
+            out_json=tmp_path / "o.json",
+            targets=[(0, "red"), (1, "purple")],
+            device="cpu",
+        )

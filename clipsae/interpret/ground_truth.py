@@ -29,7 +29,9 @@ a_i / sum_i a_i. Only latents active (> 0) on at least ``min_active`` (10) test 
 judged: one that fires on a single image would be pure whatever it encodes. A judged latent with
 purity >= ``mono_threshold`` (0.8) is monosemantic, below it mixed; a latent active on fewer
 images is rare, and one never active is dead. A conjunction ("red circles only") is
-monosemantic by this rule: all its mass lies on red images.
+monosemantic by this rule: all its mass lies on red images. This purity needs the factors; the
+MS score of ``clipsae.evaluate.monosemanticity`` needs none and measures something else (how
+alike the images it fires on look).
 
 **Naming accuracy**: a detector latent is named right when its vocabulary name carries the
 factor value as words (``name_matches``); top-1 looks at its first name, top-3 at its first three.
