@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -130,8 +131,7 @@ def spliced_forwards(
         dataset, records, clip.preprocess, clip.device, batch_size, desc="steering"
     ):
         residual = encoder.residual(images)
-        finish = lambda edit, r=residual: encoder.finish(r, splice=edit)  # noqa: E731
-        yield encoder.finish(residual), finish, positions.numpy()
+        yield encoder.finish(residual), partial(encoder.finish, residual), positions.numpy()
 
 
 class _Retrieval:

@@ -3,12 +3,14 @@ on zero-shot predictions and retrieval (``clipsae.interpret.steering``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import torch
 
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
 from clipsae.interpret.steering import (
@@ -25,6 +27,8 @@ from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.runtime.device import pick_device
 from clipsae.sae import load_sae
 from clipsae.steps.common import row_attributes, split_records
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def detector_targets(
             f"{ground_truth}: no SAE detector of factor {factor!r} for any class "
             f"(classes {list(class_names)[:5]}..., values {sorted(found)[:5]}...)"
         )
+    if missing:
+        log.warning("%s: no detector of factor %r for classes %s", ground_truth, factor, missing)
     return [(found[c], c) for c in class_names if c in found]
 
 
@@ -132,7 +138,7 @@ _ROWS = ("query_row", "row_before", "row_after")
 
 
 def _forwards(
-    acts_dir: Path, index_dir: Path | None, spliced: SplicedSource | None, dev
+    acts_dir: Path, index_dir: Path | None, spliced: SplicedSource | None, dev: torch.device
 ) -> tuple[Iterator[Forward], pl.DataFrame | None]:
     """The batches to steer and the table their row numbers index (ids and attributes)."""
     if spliced is None:
