@@ -205,15 +205,16 @@ def steer(
         for clean, edited, rows in forwards:
             p_clean = _predict(clean, cls)
             o_clean = None if other is None else _predict(clean, other).argmax(-1)
-            steered = [edited(edit) for edit in edits]
-            for c, s, emb in zip(counts, settings, steered, strict=True):
+            q = min(n_queries, len(clean))
+            queries = [clean[:q]]  # one setting's edited batch at a time; its queries are kept
+            for c, s, edit in zip(counts, settings, edits, strict=True):
+                emb = edited(edit)
                 _tally(c, p_clean, _predict(emb, cls), s.target)
                 if other is not None:
                     c["other_changed"] += int((_predict(emb, other).argmax(-1) != o_clean).sum())
+                queries.append(emb[:q])
             if row_values is not None and retrieval is None:
-                q = min(n_queries, len(clean))
-                queries = torch.stack([clean[:q], *(emb[:q] for emb in steered)])
-                retrieval = _Retrieval(queries, rows[:q], k)
+                retrieval = _Retrieval(torch.stack(queries), rows[:q], k)
             if retrieval is not None:
                 retrieval.update(clean, rows)
     if not counts or counts[0]["n"] == 0:
