@@ -16,7 +16,7 @@ from clipsae.interpret.steering import (
     Setting,
     activation_percentiles,
     embedding_forwards,
-    latent_edit,
+    latent_delta,
     spliced_forwards,
     steer,
     sweep,
@@ -137,8 +137,9 @@ def test_edit_to_the_current_code_is_no_edit():
     sae = planted_sae()
     xt = torch.from_numpy(x)
     # Latent 10 never fires (axis 10 is noise, below the top 3): setting it to 0 changes nothing.
-    assert torch.equal(latent_edit(sae, 10, 0.0)(xt), xt)
-    moved = latent_edit(sae, 10, 2.0)(xt) - xt
+    codes = sae.encode(xt)
+    assert torch.equal(xt + latent_delta(sae, codes, 10, 0.0), xt)
+    moved = latent_delta(sae, codes, 10, 2.0)
     assert torch.allclose(moved[:, 10], torch.full((40,), 2.0)) and moved[:, :10].abs().max() == 0
 
 

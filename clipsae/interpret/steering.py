@@ -41,10 +41,10 @@ from clipsae.evaluate.zeroshot import LOGIT_SCALE
 from clipsae.models.clip import LoadedClip, VisionActivations, parse_layer
 from clipsae.sae import SAE
 
-Edit = Callable[[torch.Tensor], torch.Tensor]
-# One batch: clean image embeddings, a function from an edit of the SAE's activation to the
-# edited embeddings, and the batch's row numbers (into the table of factor values).
-Forward = tuple[torch.Tensor, Callable[[Edit], torch.Tensor], np.ndarray]
+# One batch: clean image embeddings, the SAE's input activations, a function from a change of
+# those activations to the embeddings it leads to, and the batch's row numbers (into the table
+# of factor values). The SAE encodes a batch once, whatever the number of settings.
+Forward = tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor], np.ndarray]
 DEFAULT_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 COUNTS = ("n", "target_before", "target_after", "flipped", "not_target_before", "removed")
 COUNTS += ("changed", "other_changed", "p_target_before", "p_target_after")
@@ -61,15 +61,11 @@ class Setting:
     value: float
 
 
-def latent_edit(sae: SAE, latent: int, value: float) -> Edit:
-    """``x -> x + (value - c_latent(x)) * W_dec[latent] / input_scale`` (module docstring)."""
+def latent_delta(sae: SAE, codes: torch.Tensor, latent: int, value: float) -> torch.Tensor:
+    """The change ``(value - c_latent) * W_dec[latent] / input_scale`` of the activations whose
+    SAE ``codes`` are given: what setting the latent to ``value`` does (module docstring)."""
     direction = sae.W_dec[latent].detach() / sae.scale
-
-    def edit(x: torch.Tensor) -> torch.Tensor:
-        code = sae.encode(x)[:, latent : latent + 1]
-        return x + (value - code) * direction.to(x)
-
-    return edit
+    return (value - codes[:, latent : latent + 1]) * direction.to(codes)
 
 
 def activation_percentiles(
@@ -109,11 +105,11 @@ def sweep(
 
 
 def embedding_forwards(batches: Iterable[np.ndarray], device: torch.device) -> Iterator[Forward]:
-    """``final``: the activations are the embeddings, and an edit applies to them directly."""
+    """``final``: the activations are the embeddings, and a change applies to them directly."""
     start = 0
     for batch in batches:
         x = torch.as_tensor(np.asarray(batch, dtype=np.float32), device=device)
-        yield x, (lambda edit, x=x: edit(x)), np.arange(start, start + len(x))
+        yield x, x, (lambda delta, x=x: x + delta), np.arange(start, start + len(x))
         start += len(x)
 
 
@@ -124,14 +120,21 @@ def spliced_forwards(
     layer: str,
     batch_size: int = 256,
 ) -> Iterator[Forward]:
-    """``block{N}``: edits replace the CLS token after block N and the tower runs to the end;
-    rows are positions in ``records`` (bad images are skipped, as in extraction)."""
+    """``block{N}``: a change is added to the CLS token after block N and the tower runs to the
+    end; rows are positions in ``records`` (bad images are skipped, as in extraction)."""
     encoder = VisionActivations(clip.model, parse_layer(layer, clip.arch))
     for images, positions in iter_image_batches(
         dataset, records, clip.preprocess, clip.device, batch_size, desc="steering"
     ):
         residual = encoder.residual(images)
-        yield encoder.finish(residual), partial(encoder.finish, residual), positions.numpy()
+        finish = partial(_finish_with, encoder, residual)
+        yield encoder.finish(residual), residual[:, 0], finish, positions.numpy()
+
+
+def _finish_with(
+    encoder: VisionActivations, residual: torch.Tensor, delta: torch.Tensor
+) -> torch.Tensor:
+    return encoder.finish(residual, splice=lambda cls: cls + delta)
 
 
 class _Retrieval:
@@ -199,16 +202,16 @@ def steer(
     cls = torch.as_tensor(classes, dtype=torch.float32, device=dev)
     other = None if other_classes is None else torch.as_tensor(other_classes, device=dev).float()
     counts = [dict.fromkeys(COUNTS, 0.0) for _ in settings]
-    edits = [latent_edit(sae, s.latent, s.value) for s in settings]
     retrieval = None
     with torch.inference_mode():
-        for clean, edited, rows in forwards:
+        for clean, sae_input, edited, rows in forwards:
+            codes = sae.encode(sae_input)
             p_clean = _predict(clean, cls)
             o_clean = None if other is None else _predict(clean, other).argmax(-1)
             q = min(n_queries, len(clean))
             queries = [clean[:q]]  # one setting's edited batch at a time; its queries are kept
-            for c, s, edit in zip(counts, settings, edits, strict=True):
-                emb = edited(edit)
+            for c, s in zip(counts, settings, strict=True):
+                emb = edited(latent_delta(sae, codes, s.latent, s.value))
                 _tally(c, p_clean, _predict(emb, cls), s.target)
                 if other is not None:
                     c["other_changed"] += int((_predict(emb, other).argmax(-1) != o_clean).sum())
