@@ -5,6 +5,7 @@ rule encode_features:
     output:
         stats=f"{R}/features/{RUN}/stats.parquet",
         top=f"{R}/features/{RUN}/top_images.parquet",
+        weak=f"{R}/features/{RUN}/weak_images.parquet",
     log:
         f"logs/encode_features/{RUN}.log",
     benchmark:
@@ -16,6 +17,8 @@ rule encode_features:
         gpu=res("encode_features", "gpu"),
     params:
         top_k=config["features"]["top_k"],
+        n_weak=config["features"]["n_weak"],
+        weak_quantile=config["features"]["weak_quantile"],
         device=config["device"],
     script:
         "../workflow_scripts/encode_features.py"
@@ -25,6 +28,7 @@ rule collages:
     input:
         stats=f"{R}/features/{RUN}/stats.parquet",
         top=f"{R}/features/{RUN}/top_images.parquet",
+        weak=f"{R}/features/{RUN}/weak_images.parquet",
         acts=TEST_ACTS,
         index=f"{R}/data/{{dataset}}/index.parquet",
     output:
@@ -40,6 +44,7 @@ rule collages:
     params:
         dataset=dataset_entry,
         n_latents=config["features"]["n_collages"],
+        latents=config["features"]["latents"],
         tile=config["features"]["tile"],
     script:
         "../workflow_scripts/collages.py"

@@ -15,4 +15,5 @@ with job_log(snakemake.log[0]):
         Path(snakemake.output[0]),
         snakemake.params.n_latents,
         snakemake.params.tile,
+        latents=snakemake.params.latents,
     )

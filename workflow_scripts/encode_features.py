@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from clipsae.interpret.features import WeakSampling
 from clipsae.runtime.logs import job_log
 from clipsae.steps.features import encode_features
 
@@ -12,4 +13,7 @@ with job_log(snakemake.log[0]):
         Path(snakemake.output.stats).parent,
         snakemake.params.top_k,
         snakemake.params.device,
+        weak=WeakSampling(n=p.n_weak, quantile=p.weak_quantile)
+        if (p := snakemake.params).n_weak
+        else None,
     )
