@@ -6,14 +6,14 @@ from clipsae.interpret.features import WeakSampling
 from clipsae.runtime.logs import job_log
 from clipsae.steps.features import encode_features
 
+params = snakemake.params
+weak = WeakSampling(n=params.n_weak, quantile=params.weak_quantile) if params.n_weak else None
 with job_log(snakemake.log[0]):
     encode_features(
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.acts),
         Path(snakemake.output.stats).parent,
-        snakemake.params.top_k,
-        snakemake.params.device,
-        weak=WeakSampling(n=p.n_weak, quantile=p.weak_quantile)
-        if (p := snakemake.params).n_weak
-        else None,
+        params.top_k,
+        params.device,
+        weak=weak,
     )
