@@ -14,6 +14,7 @@ include: "rules/activations.smk"
 include: "rules/sae.smk"
 include: "rules/evaluate.smk"
 include: "rules/interpret.smk"
+include: "rules/truth.smk"
 include: "rules/report.smk"
 
 

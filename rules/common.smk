@@ -24,6 +24,8 @@ DEFAULT_RESOURCES = {
     "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
+    "ground_truth": dict(threads=2, mem_mb=4000, runtime=30, gpu=0),
+    "steering": dict(threads=2, mem_mb=4000, runtime=30, gpu=0),
     "interpret_vlm": dict(threads=1, mem_mb=2000, runtime=120, gpu=0),
     "clean_interpretations": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
     "results_table": dict(threads=1, mem_mb=1000, runtime=10, gpu=0),

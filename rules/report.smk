@@ -31,6 +31,8 @@ rule report:
         interpretations=per_combo(f"{R}/interpret/{RUN}/interpretations.csv"),
         interpretations_summary=per_combo(f"{R}/interpret/{RUN}/interpretations.json"),
         acts=[ACTS.format(**e) for e in extractions()],
+        truth=[f"{R}/eval/{RUN}/ground_truth.json".format(**c) for c in truth_runs()],
+        steering=[f"{R}/eval/{RUN}/steering.json".format(**c) for c in steering_runs()],
         models=[
             f"{R}/models/{m}/build.json"
             for m, e in config["models"].items()
@@ -50,5 +52,7 @@ rule report:
     params:
         runs=list(combos()),
         extractions=list(extractions()),
+        truth_runs=list(truth_runs()),
+        steering_runs=steering_runs(),
     script:
         "../workflow_scripts/report.py"

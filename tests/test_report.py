@@ -86,8 +86,19 @@ def inputs(tmp_path: Path) -> ReportInputs:
     acts = tmp_path / "in" / "acts"
     meta = {"n_rows": 100, "extra": {"skipped": {"truncated": 2}}}
     _write_json(acts / "meta.json", meta)
+    truth = _write_json(tmp_path / "in" / "gt.json", {"methods": {
+        "sae": {"recovered_fraction": 0.9, "recovered_by_factor": {"color": 1.0, "shape": 0.8},
+                "mean_f1": 0.9, "mean_auroc": 0.99, "naming_top1_recovered": 0.75,
+                "naming_top3_recovered": 1.0, "latents": {"monosemantic": 40, "mixed": 10}},
+        "random": {"recovered_fraction": 0.0, "recovered_by_factor": {"color": 0.0},
+                   "mean_f1": 0.2, "mean_auroc": 0.6}}})  # fmt: skip
+    steering = _write_json(tmp_path / "in" / "steer.json", {"percentile": 99, "settings": {
+        "x2": {"n_latents": 5, "flip_to_target": 0.8, "target_removed": 0.0, "changed": 0.7,
+               "other_changed": 0.05}}})  # fmt: skip
     return ReportInputs(
         table=table,
+        truth=bind_runs(RUNS[:1], {"ground_truth": [truth]}),
+        steering=bind_runs(RUNS[:1], {"steering": [steering]}),
         runs=bind_runs(
             RUNS, {r: per_run[r] for r in per_run if r not in ("recon", "zeroshot", "cfg")}
         ),
@@ -127,6 +138,12 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     )
     assert "| 0.79 | 0.5 | 0.70 / 0.79 / 0.88 | `      █  █` |" in text
     assert "no_pattern: 1" in text
+    truth_row = (
+        "| topk on tiny / final / shapes | sae | 90% | color 100%, shape 80% | 0.9 | 0.99 "
+        "| 75% / 100% | monosemantic: 40, mixed: 10 |"
+    )
+    assert truth_row in text
+    assert "| topk on tiny / final / shapes | x2 | 5 | 0.8 | 0 | 0.7 | 0.05 |" in text
     assert "environment variable OPENROUTER_API_KEY is not set" in text
     assert (inputs.figures_dir / "l0_vs_fvu.png").stat().st_size > 1000
 

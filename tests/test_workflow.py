@@ -137,6 +137,7 @@ def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
     expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
                 "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
+                "ground_truth", "steering",
                 "results_table.log", "report.log"}  # fmt: skip
     assert logs == expected
     assert {b.removesuffix(".tsv") for b in benchmarks} == {

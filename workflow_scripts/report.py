@@ -17,6 +17,8 @@ with job_log(snakemake.log[0]):
             snakemake.params.runs,
             {role: snakemake.input[role] for role in PER_RUN},
         ),
+        truth=bind_runs(snakemake.params.truth_runs, {"ground_truth": snakemake.input.truth}),
+        steering=bind_runs(snakemake.params.steering_runs, {"steering": snakemake.input.steering}),
         extractions=[
             Extraction(**key, directory=Path(path))
             for key, path in zip(snakemake.params.extractions, snakemake.input.acts, strict=True)

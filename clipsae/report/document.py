@@ -35,6 +35,9 @@ class Extraction:
 class ReportInputs:
     table: Path
     runs: Sequence[RunFiles]
+    # Runs on generated datasets (``ground_truth``) and their final-layer runs (``steering``).
+    truth: Sequence[RunFiles]
+    steering: Sequence[RunFiles]
     extractions: Sequence[Extraction]
     builds: Sequence[Path]
     out_md: Path

@@ -2,11 +2,13 @@
 
 from clipsae.report.sections import (
     data,
+    ground_truth,
     interpretations,
     latents,
     models,
     results,
     sparsity,
+    steering,
     vlm,
 )
 
@@ -15,6 +17,8 @@ SECTIONS = (
     data.section,
     sparsity.section,
     models.section,
+    ground_truth.section,
+    steering.section,
     interpretations.section,
     latents.section,
     vlm.section,
