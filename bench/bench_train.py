@@ -14,14 +14,15 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from clipsae.sae import (
-    SAEConfig,
     TopKSAE,
     TrainConfig,
     TrainLoss,
@@ -29,10 +30,16 @@ from clipsae.sae import (
     register,
     train_sae,
 )
+from clipsae.sae.config import TopKConfig
 from clipsae.sae.metrics import reconstruction_metrics
 
 
-@register("topk_dense")
+@dataclass(frozen=True, kw_only=True)
+class DenseTopKConfig(TopKConfig):
+    arch: ClassVar[str] = "topk_dense"
+
+
+@register(DenseTopKConfig)
 class DenseTopKSAE(TopKSAE):
     """The baseline: top-k on dense codes, dense decoder matmul, autograd for everything."""
 
@@ -48,7 +55,7 @@ class DenseTopKSAE(TopKSAE):
         codes = self._dense_codes(x * self.scale - self.b_dec)
         return codes, self.decode(codes)
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, progress: float) -> TrainLoss:
         target = x * self.scale
         codes = self._dense_codes(target - self.b_dec)
         mse = (target - torch.addmm(self.b_dec, codes, self.W_dec)).pow(2).mean()
@@ -88,12 +95,13 @@ def step_flops(arch: str, batch: int, d_in: int, d_sae: int, k: int) -> float:
 
 
 def run(arch: str, train: np.ndarray, val: np.ndarray, args: argparse.Namespace) -> dict:
-    cfg = SAEConfig(arch, args.d_in, args.d_sae, args.k)
+    config = DenseTopKConfig if arch == "topk_dense" else TopKConfig
+    cfg = config(d_in=args.d_in, d_sae=args.d_sae, k=args.k)
     tcfg = TrainConfig(
         lr=args.lr,
         batch_size=args.batch_size,
         epochs=1,
-        warmup_steps=2,
+        warmup_frac=2 / args.steps,
         val_every=10**9,
         checkpoint_every=10**9,
         seed=0,

@@ -23,12 +23,12 @@ from clipsae.activations.shards import (
 )
 from clipsae.cli import main
 from clipsae.config.validate import ConfigError, validate_config
-from clipsae.sae import SAEConfig, TrainConfig, train_sae
+from clipsae.sae import TopKConfig, TrainConfig, train_sae
 
 ROOT = Path(__file__).resolve().parent.parent
 D = 8
-CFG = SAEConfig("topk", D, 32, 4)
-TCFG = TrainConfig(batch_size=50, epochs=1, warmup_steps=2)
+CFG = TopKConfig(d_in=D, d_sae=32, k=4)
+TCFG = TrainConfig(batch_size=50, epochs=1, warmup_frac=1 / 3)
 SOURCE = {"arch": "clipsae-tiny-vit", "pretrained": "build", "layer": "final"}
 
 

@@ -58,6 +58,7 @@ def test_checks_that_need_the_code(demo, tmp_path):
     bad["saes"]["wide"] = {"arch": "topk", "k": 2000, "expansion": 8}
     bad["saes"]["typo"] = {"arch": "topk", "k": 8, "expansion": 8, "learning_rate": 1}
     bad["saes"]["zoo"] = {"arch": "nosuch", "k": 8, "expansion": 8}
+    bad["saes"]["dense"] = {"arch": "relu", "k": 8, "expansion": 8}
     bad["datasets"]["folder"] = {"source": "imagefolder", "root": str(tmp_path / "missing")}
     bad["datasets"]["other"] = {"source": "flickr"}
     bad["vocabulary"] = "config/vocab/none.tsv"
@@ -69,8 +70,9 @@ def test_checks_that_need_the_code(demo, tmp_path):
         "models.real.layers[0]: layer 'block12' is out of range",
         "models.nope.layers[0]: unknown open_clip architecture 'ViT-Q-99'",
         "saes.wide: k must be in 1..d_sae=1024, got 2000",
-        "saes.typo: unknown key(s) ['learning_rate']",
+        "saes.typo: unknown key 'learning_rate' for arch 'topk' (allowed: ",
         "saes.zoo: unknown SAE arch 'nosuch'",
+        "saes.dense: key 'k' does not apply to arch 'relu' but to batchtopk,",
         "datasets.folder:",
         "missing",
         "datasets.other:",

@@ -24,13 +24,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from clipsae.activations.shards import ActivationStore, ShardWriter
-from clipsae.sae import SAEConfig, TrainConfig, train_sae
+from clipsae.sae import TopKConfig, TrainConfig, train_sae
 from clipsae.sae.train import CHECKPOINT_FILE
 
 D = 16
 CHECKPOINT_EVERY = 10
 STEP_SECONDS = 0.02  # the child's per-step delay: ~2.4 s of training for the kill to land in
-CFG = SAEConfig("topk", D, 64, 4)
+CFG = TopKConfig(d_in=D, d_sae=64, k=4)
 OUTPUTS = ("sae_weights.safetensors", "sparsity.safetensors")
 
 # Training in a child process, exactly as a job would run it, plus a sleep per step.
@@ -66,7 +66,7 @@ def _tcfg(streaming: bool) -> TrainConfig:
         lr=3e-3,
         batch_size=50,
         epochs=3,  # 120 steps
-        warmup_steps=5,
+        warmup_frac=5 / 120,
         dead_steps_threshold=4,
         resample_every=15,
         val_every=7,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipsae.sae import SAEConfig, build_sae
+from clipsae.sae import TopKConfig, build_sae
 from clipsae.sae.metrics import reconstruction_metrics, reconstruction_metrics_with_counts
 
 
@@ -30,7 +30,9 @@ def _reference(x: np.ndarray, codes: np.ndarray, x_hat: np.ndarray) -> dict[str,
 
 @pytest.fixture
 def sae_and_data():
-    sae = build_sae(SAEConfig("topk", 12, 40, 3, input_scale=0.7), torch.Generator().manual_seed(0))
+    sae = build_sae(
+        TopKConfig(d_in=12, d_sae=40, k=3, input_scale=0.7), torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         sae.b_enc.copy_(torch.linspace(-0.5, 0.2, 40))
     x = np.random.default_rng(0).normal(loc=2.0, size=(257, 12)).astype(np.float32)
@@ -67,14 +69,14 @@ def test_fvu_is_dataset_level_not_per_batch(sae_and_data) -> None:
 
 
 def test_perfect_reconstruction_and_no_rows() -> None:
-    class Identity(type(build_sae(SAEConfig("topk", 4, 4, 4)))):
+    class Identity(type(build_sae(TopKConfig(d_in=4, d_sae=4, k=4)))):
         def forward_with_codes(self, x):
             return x.abs(), x
 
         def dense_codes(self, x):
             return None
 
-    sae = Identity(SAEConfig("topk", 4, 4, 4))
+    sae = Identity(TopKConfig(d_in=4, d_sae=4, k=4))
     x = np.random.default_rng(1).normal(size=(30, 4)).astype(np.float32)
     metrics = reconstruction_metrics(sae, [x])
     assert (

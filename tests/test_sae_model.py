@@ -7,13 +7,16 @@ import json
 import pytest
 import torch
 
-from clipsae.sae import SAEConfig, TopKSAE, TrainConfig, build_sae, load_sae, save_sae
+from clipsae.sae import SAEConfig, TopKConfig, TopKSAE, build_sae, load_sae, save_sae
 from clipsae.sae.ops import gathered_linear, sorted_topk, sparse_decode
 
 
-def _sae(d_in: int = 16, d_sae: int = 64, k: int = 4, scale: float = 1.0, seed: int = 0) -> TopKSAE:
+def _sae(
+    d_in: int = 16, d_sae: int = 64, k: int = 4, scale: float = 1.0, seed: int = 0, **cfg_kw
+) -> TopKSAE:
     sae = build_sae(
-        SAEConfig("topk", d_in, d_sae, k, input_scale=scale), torch.Generator().manual_seed(seed)
+        TopKConfig(d_in=d_in, d_sae=d_sae, k=k, input_scale=scale, **cfg_kw),
+        torch.Generator().manual_seed(seed),
     )
     with torch.no_grad():
         gen = torch.Generator().manual_seed(seed + 1)
@@ -64,10 +67,10 @@ def _dense_topk_loss(sae: TopKSAE, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_sparse_gradients_equal_dense_autograd() -> None:
-    sae = _sae(scale=0.6).double()
+    sae = _sae(scale=0.6, aux_k_coef=0.0).double()
     x = torch.randn(40, 16, dtype=torch.float64)
     dead = torch.zeros(64, dtype=torch.bool)
-    sae.train_loss(x, dead, TrainConfig(aux_k_coef=0.0), 0).loss.backward()
+    sae.train_loss(x, dead, 1.0).loss.backward()
     sparse = {n: p.grad.clone() for n, p in sae.named_parameters()}
     sae.zero_grad()
     _dense_topk_loss(sae, x).backward()
@@ -91,17 +94,17 @@ def test_kernels_gradcheck() -> None:
 
 
 def test_aux_loss_only_trains_dead_latents() -> None:
-    sae = _sae()
+    sae = _sae(aux_k=5)
     x = torch.randn(32, 16)
     dead = torch.zeros(64, dtype=torch.bool)
     dead[::2] = True
-    out = sae.train_loss(x, dead, TrainConfig(aux_k=5), 0)
+    out = sae.train_loss(x, dead, 1.0)
     assert out.aux_loss > 0
     sae.zero_grad()
     out.aux_loss.backward()
     touched = sae.W_dec.grad.abs().sum(dim=1) > 0
     assert touched.any() and not (touched & ~dead).any()
-    no_dead = sae.train_loss(x, torch.zeros_like(dead), TrainConfig(), 0)
+    no_dead = sae.train_loss(x, torch.zeros_like(dead), 1.0)
     assert no_dead.aux_loss == 0 and torch.equal(no_dead.loss, no_dead.mse)
 
 
@@ -149,11 +152,9 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_config_json_round_trip_and_validation() -> None:
-    cfg = SAEConfig("topk", 8, 32, 4, input_scale=0.5)
+    cfg = TopKConfig(d_in=8, d_sae=32, k=4, input_scale=0.5)
     assert SAEConfig.from_json(cfg.to_json()) == cfg
-    tcfg = TrainConfig(lr=1e-3, lr_schedule="linear", adam_betas=(0.8, 0.9))
-    assert TrainConfig.from_json(tcfg.to_json()) == tcfg
     with pytest.raises(ValueError, match="k must be"):
-        SAEConfig("topk", 8, 32, 33)
-    with pytest.raises(ValueError, match="unknown SAE architecture"):
-        build_sae(SAEConfig("nope", 8, 32, 4))
+        TopKConfig(d_in=8, d_sae=32, k=33)
+    with pytest.raises(ValueError, match="unknown SAE arch 'nope'"):
+        SAEConfig.from_dict({"arch": "nope", "d_in": 8, "d_sae": 32})

@@ -11,7 +11,7 @@ import torch
 from sparse_data import sparse_data
 
 from clipsae.activations.shards import ActivationStore, ShardWriter
-from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
+from clipsae.sae import ReLUConfig, TopKConfig, TrainConfig, load_sae, train_sae
 from clipsae.sae.data import BatchSource
 from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.train import CHECKPOINT_FILE, _init_sae, geometric_median, lr_at
@@ -23,12 +23,12 @@ def _batches(x: np.ndarray, size: int = 1024):
 
 def test_resume_after_interruption_is_exact(tmp_path) -> None:
     x, _ = sparse_data(3000, 16, 32, 3, seed=0)
-    cfg = SAEConfig("topk", 16, 64, 4)
+    cfg = TopKConfig(d_in=16, d_sae=64, k=4)
     tcfg = TrainConfig(
         lr=3e-3,
         batch_size=128,
         epochs=2,
-        warmup_steps=5,
+        warmup_frac=5 / 46,
         dead_steps_threshold=4,
         checkpoint_every=7,
         val_every=10,
@@ -51,7 +51,7 @@ def test_resume_after_interruption_is_exact(tmp_path) -> None:
 
 def test_resume_refuses_other_settings(tmp_path) -> None:
     x, _ = sparse_data(600, 8, 16, 2, seed=1)
-    cfg = SAEConfig("topk", 8, 32, 2)
+    cfg = TopKConfig(d_in=8, d_sae=32, k=2)
     train_sae(x, cfg, TrainConfig(batch_size=64, epochs=1), tmp_path, stop_after=3)
     with pytest.raises(ValueError, match="other settings"):
         train_sae(x, cfg, TrainConfig(batch_size=64, epochs=1, lr=1e-3), tmp_path)
@@ -60,7 +60,10 @@ def test_resume_refuses_other_settings(tmp_path) -> None:
 def test_decoder_rows_unit_norm_and_k_sparse_after_training(tmp_path) -> None:
     x, _ = sparse_data(2000, 16, 32, 3, seed=2)
     train_sae(
-        x, SAEConfig("topk", 16, 64, 4), TrainConfig(lr=1e-2, batch_size=100, epochs=1), tmp_path
+        x,
+        TopKConfig(d_in=16, d_sae=64, k=4),
+        TrainConfig(lr=1e-2, batch_size=100, epochs=1),
+        tmp_path,
     )
     sae = load_sae(tmp_path)
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-6, rtol=0)
@@ -74,15 +77,15 @@ def test_low_rank_data_is_reconstructed(tmp_path) -> None:
     get within 1% of the variance (float32 round-off alone would allow ~1e-6)."""
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(4000, 4)) @ rng.normal(size=(4, 16)) + 3.0).astype(np.float32)
-    tcfg = TrainConfig(lr=1e-2, batch_size=128, epochs=25, warmup_steps=20)
-    train_sae(x, SAEConfig("topk", 16, 64, 8), tcfg, tmp_path)
+    tcfg = TrainConfig(lr=1e-2, batch_size=128, epochs=25, warmup_frac=20 / 775)
+    train_sae(x, TopKConfig(d_in=16, d_sae=64, k=8), tcfg, tmp_path)
     assert reconstruction_metrics(load_sae(tmp_path), _batches(x))["fvu"] < 0.01
 
 
 def test_topk_recovers_true_directions(tmp_path) -> None:
     x, dirs = sparse_data(20000, 32, 48, 3, seed=4)
-    tcfg = TrainConfig(lr=4e-3, batch_size=256, epochs=6, warmup_steps=20, b_dec_init="zeros")
-    train_sae(x, SAEConfig("topk", 32, 128, 3), tcfg, tmp_path)
+    tcfg = TrainConfig(lr=4e-3, batch_size=256, epochs=6, warmup_frac=20 / 468, b_dec_init="zeros")
+    train_sae(x, TopKConfig(d_in=32, d_sae=128, k=3), tcfg, tmp_path)
     w_dec = load_sae(tmp_path).W_dec.detach().numpy()
     assert (dirs @ w_dec.T).max(axis=1).mean() >= 0.9
 
@@ -103,15 +106,32 @@ def test_streaming_source_visits_each_row_at_most_once(tmp_path) -> None:
     assert not np.array_equal(batches[0], next(source.epoch(1, batch_size=50, seed=0)))
 
 
-def test_lr_schedule() -> None:
-    tcfg = TrainConfig(lr=1.0, warmup_steps=10, lr_schedule="cosine", lr_end_frac=0.1)
-    assert lr_at(0, 110, tcfg) == pytest.approx(0.1)
-    assert lr_at(9, 110, tcfg) == pytest.approx(1.0)
-    assert lr_at(60, 110, tcfg) == pytest.approx(0.55)
-    assert lr_at(110, 110, tcfg) == pytest.approx(0.1)
-    linear = TrainConfig(lr=1.0, warmup_steps=0, lr_schedule="linear")
-    assert lr_at(25, 100, linear) == pytest.approx(0.75)
-    assert lr_at(50, 100, TrainConfig(lr=2.0, warmup_steps=0, lr_schedule="constant")) == 2.0
+def test_lr_schedule_is_sized_by_fractions_of_the_run() -> None:
+    tcfg = TrainConfig(lr=1.0, warmup_frac=0.1, decay_frac=1.0, lr_end_frac=0.1)
+    assert lr_at(0, 100, tcfg) == pytest.approx(0.1)  # warm-up of 10 steps
+    assert lr_at(9, 100, tcfg) == pytest.approx(1.0)  # peak on its last step
+    assert lr_at(55, 100, tcfg) == pytest.approx(0.55)  # cosine half-way from 10 to 100
+    assert lr_at(100, 100, tcfg) == pytest.approx(0.1)
+    assert lr_at(1, 20, tcfg) == pytest.approx(1.0)  # the same fractions on a 20-step run
+    late = TrainConfig(lr=2.0, warmup_frac=0.0, decay_frac=0.2, lr_schedule="linear")
+    assert [lr_at(s, 100, late) for s in (0, 79, 80, 90)] == pytest.approx([2, 2, 2, 1])
+    assert lr_at(50, 100, TrainConfig(lr=2.0, warmup_frac=0.0, decay_frac=0.0)) == 2.0
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_short_run_reaches_peak_lr_at_the_warmup_fraction(epochs: int, tmp_path) -> None:
+    """The 87-step run of issue 15 under the defaults: a fixed 100-step warm-up never reached
+    the peak; a fraction of the run does, at the same fraction whatever the length."""
+    x = np.random.default_rng(0).normal(size=(87 * 32, 8)).astype(np.float32)
+    tcfg = TrainConfig(batch_size=32, epochs=epochs, lr=1e-3)
+    train_sae(x, TopKConfig(d_in=8, d_sae=16, k=2), tcfg, tmp_path)
+    lr = pl.read_parquet(tmp_path / "log.parquet")["lr"].to_numpy()
+    total = 87 * epochs
+    assert len(lr) == total and lr.max() == pytest.approx(1e-3, rel=1e-12)
+    peak = round(TrainConfig().warmup_frac * total)
+    assert int(np.argmax(lr)) + 1 == peak  # the log's step is 1-based
+    assert np.all(np.diff(lr[:peak]) > 0) and np.all(np.diff(lr[peak:]) <= 0)
+    assert lr[-1] < 1e-3 * 0.01  # the default cosine decays to ~0 by the last step
 
 
 def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None:
@@ -120,7 +140,7 @@ def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None
     assert float(median.norm()) < 0.5 < float(points.mean(dim=0).norm())
     x, _ = sparse_data(500, 8, 16, 2, seed=5)
     x *= 7.0
-    train_sae(x, SAEConfig("topk", 8, 32, 2), TrainConfig(batch_size=100, epochs=1), tmp_path)
+    train_sae(x, TopKConfig(d_in=8, d_sae=32, k=2), TrainConfig(batch_size=100, epochs=1), tmp_path)
     scale = load_sae(tmp_path).cfg.input_scale
     assert scale == pytest.approx(math.sqrt(8 / float((x.astype(np.float64) ** 2).sum(1).mean())))
 
@@ -128,7 +148,7 @@ def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None
 @pytest.mark.parametrize("n_rows", [300, 40])
 def test_data_init_points_latents_at_distinct_rows(n_rows: int) -> None:
     x = np.random.default_rng(0).normal(size=(n_rows, 16)).astype(np.float32)
-    cfg = SAEConfig("topk", 16, 64, 4)
+    cfg = TopKConfig(d_in=16, d_sae=64, k=4)
     tcfg = TrainConfig(dict_init="data", normalize="none")
     sae = _init_sae(cfg, tcfg, BatchSource(x, 1024, 1 << 20))
     rows = torch.from_numpy(x) - sae.b_dec.detach()
@@ -148,7 +168,7 @@ def test_data_init_needs_k() -> None:
     x = np.ones((50, 8), dtype=np.float32)
     with pytest.raises(ValueError, match="dict_init 'data' needs a model with k"):
         _init_sae(
-            SAEConfig("relu", 8, 16), TrainConfig(dict_init="data"), BatchSource(x, 64, 1 << 20)
+            ReLUConfig(d_in=8, d_sae=16), TrainConfig(dict_init="data"), BatchSource(x, 64, 1 << 20)
         )
 
 
@@ -162,14 +182,14 @@ def test_data_init_keeps_latents_alive_on_low_rank_data(tmp_path) -> None:
         np.float32
     )
     train, held_out = x[:4000], x[4000:]
-    cfg = SAEConfig("topk", 128, 1024, 8)
+    cfg = TopKConfig(d_in=128, d_sae=1024, k=8)
     metrics = {}
     for init in ("random", "data"):
         tcfg = TrainConfig(
             lr=1e-3,
             batch_size=256,
             epochs=10,
-            warmup_steps=20,
+            warmup_frac=20 / 150,
             dead_steps_threshold=10,
             dict_init=init,
         )

@@ -4,11 +4,14 @@ objective against a dense float64 reference."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from sparse_data import sparse_data
 
 from clipsae.sae import (
+    ARCH_CONFIGS,
     ARCHITECTURES,
     SAEConfig,
     TrainConfig,
@@ -24,15 +27,15 @@ from clipsae.sae.train import _resample_dead, _State
 ZOO: dict[str, tuple[dict, dict]] = {
     "topk": ({"k": 3}, {}),
     "batchtopk": ({"k": 3}, {}),
-    "relu": ({}, {"l1_coef": 0.05, "sparsity_warmup_steps": 20}),
-    "jumprelu": ({}, {"l0_coef": 0.02, "bandwidth": 0.1, "sparsity_warmup_steps": 20}),
+    "relu": ({"l1_coef": 0.05, "sparsity_warmup_frac": 0.05}, {}),
+    "jumprelu": ({"l0_coef": 0.02, "bandwidth": 0.1, "sparsity_warmup_frac": 0.05}, {}),
     "matryoshka_k": ({"k_list": [1, 3]}, {}),
     "matryoshka_prefix": ({"k": 3, "prefix_sizes": [16, 32]}, {}),
 }
 
 
 def _cfg(arch: str, d_in: int = 16, d_sae: int = 64) -> SAEConfig:
-    return SAEConfig(arch=arch, d_in=d_in, d_sae=d_sae, **ZOO[arch][0])
+    return ARCH_CONFIGS[arch](d_in=d_in, d_sae=d_sae, **ZOO[arch][0])
 
 
 def _tcfg(arch: str, **kw) -> TrainConfig:
@@ -41,7 +44,7 @@ def _tcfg(arch: str, **kw) -> TrainConfig:
 
 def _trained(arch: str, tmp_path, epochs: int = 1) -> torch.nn.Module:
     x, _ = sparse_data(1500, 16, 32, 3, seed=0)
-    tcfg = _tcfg(arch, lr=3e-3, batch_size=100, epochs=epochs, warmup_steps=5)
+    tcfg = _tcfg(arch, lr=3e-3, batch_size=100, epochs=epochs, warmup_frac=1 / 3)
     train_sae(x, _cfg(arch), tcfg, tmp_path)
     return load_sae(tmp_path)
 
@@ -82,7 +85,7 @@ def test_resume_after_interruption_is_exact(arch: str, tmp_path) -> None:
         lr=3e-3,
         batch_size=100,
         epochs=2,
-        warmup_steps=3,
+        warmup_frac=0.125,
         dead_steps_threshold=3,
         resample_every=4,
         checkpoint_every=5,
@@ -101,7 +104,7 @@ def test_resume_after_interruption_is_exact(arch: str, tmp_path) -> None:
 
 def _random_sae(arch: str, seed: int = 0, **cfg_kw) -> torch.nn.Module:
     """An untrained SAE with non-trivial biases, in float64 for exact comparisons."""
-    cfg = SAEConfig(**{**_cfg(arch).to_dict(), **cfg_kw})
+    cfg = replace(_cfg(arch), **cfg_kw)
     sae = build_sae(cfg, torch.Generator().manual_seed(seed)).double()
     with torch.no_grad():
         gen = torch.Generator().manual_seed(seed + 1)
@@ -120,9 +123,9 @@ def test_topk_family_keeps_exactly_k_per_row(arch: str) -> None:
 
 
 def test_batchtopk_keeps_k_times_batch_and_learns_its_threshold() -> None:
-    sae = _random_sae("batchtopk")
+    sae = _random_sae("batchtopk", threshold_momentum=0.9)
     x = torch.randn(50, 16, dtype=torch.float64)
-    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), TrainConfig(), 0)
+    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0)
     assert int(out.fire_counts.sum()) == 3 * 50 and float(out.l0) == 3.0
     assert not torch.equal(out.fire_counts.clamp(max=3), out.fire_counts.clamp(max=2))  # uneven
     pre = sae.pre_acts(x).detach()
@@ -131,9 +134,7 @@ def test_batchtopk_keeps_k_times_batch_and_learns_its_threshold() -> None:
     with torch.no_grad():
         codes = sae.encode(x)
     torch.testing.assert_close(codes, pre * (pre >= smallest_kept), rtol=0, atol=1e-12)
-    sae.train_loss(
-        x[:25], torch.zeros(64, dtype=torch.bool), TrainConfig(threshold_momentum=0.9), 1
-    )
+    sae.train_loss(x[:25], torch.zeros(64, dtype=torch.bool), 1.0)
     second = float(sae.pre_acts(x[:25]).detach().flatten().topk(75).values[-1])
     assert float(sae.threshold) == pytest.approx(0.9 * smallest_kept + 0.1 * second)
 
@@ -142,8 +143,8 @@ def test_relu_l0_falls_as_l1_coefficient_rises(tmp_path) -> None:
     x, _ = sparse_data(2000, 16, 32, 3, seed=2)
     l0 = []
     for coef in (0.0, 0.03, 0.3):
-        tcfg = _tcfg("relu", lr=3e-3, batch_size=100, epochs=2, l1_coef=coef)
-        train_sae(x, _cfg("relu"), tcfg, tmp_path / str(coef))
+        tcfg = _tcfg("relu", lr=3e-3, batch_size=100, epochs=2)
+        train_sae(x, replace(_cfg("relu"), l1_coef=coef), tcfg, tmp_path / str(coef))
         with torch.no_grad():
             l0.append(
                 float(
@@ -157,7 +158,7 @@ def test_relu_l0_falls_as_l1_coefficient_rises(tmp_path) -> None:
 
 
 def test_jumprelu_codes_vanish_below_threshold_and_ste_gradients() -> None:
-    sae = _random_sae("jumprelu")
+    sae = _random_sae("jumprelu", l0_coef=1.0, bandwidth=0.2, sparsity_warmup_frac=0.0)
     with torch.no_grad():
         sae.log_threshold.copy_(
             torch.empty(64, dtype=torch.float64).uniform_(-3, 0.5).log().nan_to_num(-9)
@@ -172,8 +173,7 @@ def test_jumprelu_codes_vanish_below_threshold_and_ste_gradients() -> None:
         codes[codes > 0] > theta.expand_as(codes)[codes > 0]
     ).all()
     # d(L0)/d(log theta) = -(theta / eps) * #{|pre - theta| < eps / 2}, averaged over rows
-    tcfg = TrainConfig(l0_coef=1.0, bandwidth=0.2, sparsity_warmup_steps=0)
-    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), tcfg, 0)
+    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0)
     sae.zero_grad()
     out.aux_loss.backward()
     near = ((pre - theta).abs() < 0.1).double().sum(dim=0)
@@ -188,10 +188,9 @@ def _dense_mse(sae, target: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("weighting", ["reverse", "uniform"])
 def test_matryoshka_k_objective_is_the_weighted_nested_mse(weighting: str) -> None:
-    sae = _random_sae("matryoshka_k", k_list=[1, 2, 5])
+    sae = _random_sae("matryoshka_k", k_list=[1, 2, 5], loss_weighting=weighting, aux_k_coef=0.0)
     x = torch.randn(30, 16, dtype=torch.float64)
-    tcfg = TrainConfig(loss_weighting=weighting, aux_k_coef=0.0)
-    loss = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), tcfg, 0).loss
+    loss = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0).loss
     target = x * sae.scale
     pre = (target - sae.b_dec) @ sae.W_enc + sae.b_enc
     weights = [5 / 8, 2 / 8, 1 / 8] if weighting == "reverse" else [1 / 3] * 3
@@ -205,9 +204,9 @@ def test_matryoshka_k_objective_is_the_weighted_nested_mse(weighting: str) -> No
 
 
 def test_matryoshka_prefix_objective_sums_prefix_reconstructions() -> None:
-    sae = _random_sae("matryoshka_prefix")
+    sae = _random_sae("matryoshka_prefix", aux_k_coef=0.0)
     x = torch.randn(30, 16, dtype=torch.float64)
-    loss = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), TrainConfig(aux_k_coef=0.0), 0).loss
+    loss = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0).loss
     target = x * sae.scale
     pre = (target - sae.b_dec) @ sae.W_enc + sae.b_enc
     kept = pre.relu().flatten().topk(3 * 30).values[-1]
@@ -221,7 +220,7 @@ def test_resampling_repoints_dead_latents_at_badly_reconstructed_rows() -> None:
     sae = build_sae(_cfg("topk"), torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(sae.parameters())
     x = torch.randn(20, 16)
-    sae.train_loss(x, torch.zeros(64, dtype=torch.bool), TrainConfig(), 0).loss.backward()
+    sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0).loss.backward()
     opt.step()
     st = _State(
         step=1, steps_since_fired=torch.zeros(64, dtype=torch.int64), fire_counts=torch.zeros(64)
@@ -252,7 +251,7 @@ def test_resampling_repoints_dead_latents_at_badly_reconstructed_rows() -> None:
 # its thresholds to rise through their straight-through gradients.
 RECOVERY = {
     "matryoshka_prefix": ({"prefix_sizes": [32]}, {}),
-    "jumprelu": ({}, {"l0_coef": 0.1, "epochs": 12}),
+    "jumprelu": ({"l0_coef": 0.1}, {"epochs": 12}),
 }
 
 
@@ -262,8 +261,9 @@ def test_recovers_true_directions(arch: str, tmp_path) -> None:
     architecture's decoder must contain each true direction (mean best cosine >= 0.9)."""
     x, dirs = sparse_data(4000, 16, 24, 3, seed=4)
     model_kw, train_kw = RECOVERY.get(arch, ({}, {}))
-    cfg = SAEConfig(**{**_cfg(arch).to_dict(), **model_kw})
-    recipe = {"lr": 1e-2, "batch_size": 64, "epochs": 8, "warmup_steps": 20, "b_dec_init": "zeros"}
-    train_sae(x, cfg, _tcfg(arch, **{**recipe, **train_kw}), tmp_path)
+    cfg = replace(_cfg(arch), **model_kw)
+    recipe = {"lr": 1e-2, "batch_size": 64, "epochs": 8, "b_dec_init": "zeros", **train_kw}
+    warmup = 20 / (4000 // 64 * recipe["epochs"])  # 20 steps, as the recipe was tuned with
+    train_sae(x, cfg, _tcfg(arch, **recipe, warmup_frac=warmup), tmp_path)
     w_dec = load_sae(tmp_path).W_dec.detach().numpy()
     assert (dirs @ w_dec.T).max(axis=1).mean() >= 0.9

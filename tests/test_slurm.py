@@ -73,7 +73,7 @@ REAL_CI_CONFIG = {
             "expansion": 2,
             "batch_size": 32,
             "epochs": 1,
-            "warmup_steps": 1,
+            "warmup_frac": 0.5,
             "val_every": 1,
         }
     },

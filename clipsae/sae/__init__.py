@@ -1,8 +1,18 @@
-"""Sparse autoencoders: configs, architectures (registry keyed by ``SAEConfig.arch``), checkpoint
-I/O and the trainer."""
+"""Sparse autoencoders: typed configs (one per architecture), the architectures (registry keyed by
+the config's ``arch``), checkpoint I/O and the trainer."""
 
 from clipsae.sae.base import ARCHITECTURES, SAE, TrainLoss, build_sae, register
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.config import (
+    ARCH_CONFIGS,
+    BatchTopKConfig,
+    JumpReLUConfig,
+    MatryoshkaKConfig,
+    MatryoshkaPrefixConfig,
+    ReLUConfig,
+    SAEConfig,
+    TopKConfig,
+    TrainConfig,
+)
 from clipsae.sae.io import load_sae, save_sae
 from clipsae.sae.jumprelu import JumpReLUSAE
 from clipsae.sae.matryoshka import MatryoshkaKSAE, MatryoshkaPrefixSAE
@@ -12,13 +22,20 @@ from clipsae.sae.train import train_sae
 
 __all__ = [
     "ARCHITECTURES",
+    "ARCH_CONFIGS",
     "SAE",
+    "BatchTopKConfig",
     "BatchTopKSAE",
+    "JumpReLUConfig",
     "JumpReLUSAE",
+    "MatryoshkaKConfig",
     "MatryoshkaKSAE",
+    "MatryoshkaPrefixConfig",
     "MatryoshkaPrefixSAE",
+    "ReLUConfig",
     "ReLUSAE",
     "SAEConfig",
+    "TopKConfig",
     "TopKSAE",
     "TrainConfig",
     "TrainLoss",

@@ -1,4 +1,5 @@
-"""The SAE interface every architecture implements, and the registry that maps ``cfg.arch`` to it.
+"""The SAE interface every architecture implements, and the registry that maps ``cfg.arch`` (the
+architecture's config class, ``clipsae.sae.config``) to it.
 
 Inputs are taken and returned in their original units: ``input_scale`` (from the config) maps them
 to the training units internally, so callers never see the normalisation. ``b_dec`` lives in the
@@ -15,24 +16,26 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.config import SAEConfig
 
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
 
-def register(name: str) -> Callable[[type[SAE]], type[SAE]]:
-    """Class decorator adding an architecture under ``name`` (the value of ``SAEConfig.arch``)."""
+def register(config_class: type[SAEConfig]) -> Callable[[type[SAE]], type[SAE]]:
+    """Class decorator adding an architecture under its config's ``arch``: the config class names
+    the architecture, so the two registries cannot disagree on a spelling."""
 
     def add(cls: type[SAE]) -> type[SAE]:
-        cls.arch = name
-        ARCHITECTURES[name] = cls
+        cls.arch = config_class.arch
+        cls.config_class = config_class
+        ARCHITECTURES[cls.arch] = cls
         return cls
 
     return add
 
 
 def build_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
-    """Instantiate the architecture named by ``cfg.arch`` with a fresh initialisation."""
+    """Instantiate the architecture of ``cfg`` with a fresh initialisation."""
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown SAE architecture {cfg.arch!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[cfg.arch](cfg, generator=generator)
@@ -58,19 +61,18 @@ class TrainLoss:
         return cls(loss, mse, aux_loss, active.sum(dim=1).float().mean(), active.sum(dim=0))
 
 
-def ramp(step: int, steps: int) -> float:
-    """Linear warm-up factor: 1/steps at step 0, 1 from ``steps - 1`` on (always 1 if 0 steps)."""
-    return min(1.0, (step + 1) / steps) if steps > 0 else 1.0
-
-
 class SAE(nn.Module, ABC):
-    """Base sparse autoencoder: ``x_hat = decode(encode(x))`` with a unit-norm-row decoder."""
+    """Base sparse autoencoder: ``x_hat = decode(encode(x))``; the decoder rows start at unit norm
+    (and stay there unless the recipe's ``unit_norm_decoder`` is off)."""
 
     arch: ClassVar[str]
+    config_class: ClassVar[type[SAEConfig]]
     # Parameters with one slice per latent, and the axis it is on: what resampling re-initialises.
     latent_axes: ClassVar[dict[str, int]] = {"W_enc": 1, "b_enc": 0, "W_dec": 0}
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
+        if not isinstance(cfg, self.config_class):
+            raise TypeError(f"a {type(self).__name__} needs a {self.config_class.__name__}")
         super().__init__()
         self.cfg = cfg
         w_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=generator)
@@ -115,9 +117,19 @@ class SAE(nn.Module, ABC):
         return None
 
     @abstractmethod
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
-        """Objective on a batch of raw inputs at optimiser step ``step`` (for schedules such as a
-        sparsity warm-up); ``dead`` is the (d_sae,) mask of dead latents."""
+    def train_loss(self, x: Tensor, dead: Tensor, progress: float) -> TrainLoss:
+        """Objective on a batch of raw inputs; ``dead`` is the (d_sae,) mask of dead latents and
+        ``progress`` the fraction of the run done after this step (for schedules such as a
+        sparsity warm-up)."""
+
+    def l1_penalty(self, values: Tensor, indices: Tensor | None = None) -> Tensor:
+        """Mean over rows of the codes weighted by their decoder rows' norms: with unit-norm rows
+        the plain L1, and without that constraint a penalty that growing a row to shrink its
+        code cannot evade. ``values`` are dense (B, d_sae) codes, or (B, width) with the latent
+        ``indices`` of an active set."""
+        norms = self.W_dec.norm(dim=1)
+        weights = norms if indices is None else norms[indices]
+        return (values * weights).sum(dim=1).mean()
 
     @torch.no_grad()
     def resample(self, latents: Tensor, directions: Tensor, enc_norm: float) -> None:

@@ -1,10 +1,11 @@
 """JumpReLU SAE (Rajamanoharan et al. 2024, "Jumping Ahead"; the SAELens training recipe).
 
 A latent passes its pre-activation through only where it exceeds its own learned threshold
-``exp(log_threshold)``; the loss is MSE plus ``l0_coef`` (ramped over ``sparsity_warmup_steps``)
-times the L0 norm. Both the jump and the L0 count are step functions of the threshold, so the
-threshold learns through straight-through estimators with a rectangle kernel of width
-``bandwidth``: only pre-activations within ``bandwidth / 2`` of the threshold inform it.
+``exp(log_threshold)``; the loss is MSE plus ``l0_coef`` (reached from ``l0_coef_start`` over the
+first ``sparsity_warmup_frac`` of the run) times the L0 norm. Both the jump and the L0 count are
+step functions of the threshold, so the threshold learns through straight-through estimators with
+a rectangle kernel of width ``bandwidth``: only pre-activations within ``bandwidth / 2`` of the
+threshold inform it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from clipsae.sae.base import SAE, TrainLoss, ramp, register
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.base import SAE, TrainLoss, register
+from clipsae.sae.config import JumpReLUConfig
 
 
 def _rectangle(u: Tensor) -> Tensor:
@@ -56,11 +57,12 @@ class _Step(Function):
         return None, (-kernel * grad / ctx.bandwidth).sum(dim=0), None
 
 
-@register("jumprelu")
+@register(JumpReLUConfig)
 class JumpReLUSAE(SAE):
     latent_axes: ClassVar[dict[str, int]] = {**SAE.latent_axes, "log_threshold": 0}
+    cfg: JumpReLUConfig
 
-    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
+    def __init__(self, cfg: JumpReLUConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(cfg, generator)
         init = torch.full((cfg.d_sae,), cfg.jumprelu_init_threshold).log()
         self.log_threshold = torch.nn.Parameter(init)
@@ -73,10 +75,9 @@ class JumpReLUSAE(SAE):
         pre = self.pre_acts(x)
         return pre * (pre > self.threshold)
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, progress: float) -> TrainLoss:
         pre = self.pre_acts(x)
-        codes = _JumpReLU.apply(pre, self.threshold, tcfg.bandwidth)
+        codes = _JumpReLU.apply(pre, self.threshold, self.cfg.bandwidth)
         mse = (x * self.scale - self.reconstruct(codes)).pow(2).mean()
-        l0 = _Step.apply(pre, self.threshold, tcfg.bandwidth).sum(dim=1).mean()
-        coef = tcfg.l0_coef * ramp(step, tcfg.sparsity_warmup_steps)
-        return TrainLoss.from_codes(mse + coef * l0, mse, l0, codes)
+        l0 = _Step.apply(pre, self.threshold, self.cfg.bandwidth).sum(dim=1).mean()
+        return TrainLoss.from_codes(mse + self.cfg.l0_at(progress) * l0, mse, l0, codes)

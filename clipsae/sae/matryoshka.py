@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from clipsae.sae.base import register
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.config import MatryoshkaKConfig, MatryoshkaPrefixConfig
 from clipsae.sae.topk import BatchTopKSAE, TopKSAE
 
 
@@ -41,40 +41,43 @@ def nested_objective(
     return objective, mse, error
 
 
-@register("matryoshka_k")
+@register(MatryoshkaKConfig)
 class MatryoshkaKSAE(TopKSAE):
-    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
-        if cfg.k_list is None:
-            raise ValueError("a matryoshka_k SAE needs k_list")
-        super().__init__(cfg, generator)
-        self.k_list = cfg.k_list
+    cfg: MatryoshkaKConfig
 
-    def level_weights(self, tcfg: TrainConfig) -> list[float]:
+    def __init__(self, cfg: MatryoshkaKConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__(cfg, generator)
+        self.k_list = list(cfg.k_list)
+
+    def level_weights(self) -> list[float]:
         """Weights summing to 1, so the objective stays on the scale of one MSE."""
-        raw = self.k_list[::-1] if tcfg.loss_weighting == "reverse" else [1] * len(self.k_list)
+        reverse = self.cfg.loss_weighting == "reverse"
+        raw = self.k_list[::-1] if reverse else [1] * len(self.k_list)
         return [w / sum(raw) for w in raw]
 
-    def _train_select(self, centred: Tensor, tcfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    def _train_select(self, centred: Tensor) -> tuple[Tensor, Tensor]:
         return self._select(centred, self.k_list[-1])
 
     def _recon_objective(
-        self, target: Tensor, values: Tensor, indices: Tensor, tcfg: TrainConfig
+        self, target: Tensor, values: Tensor, indices: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         rank = values.detach().argsort(dim=1, descending=True).argsort(dim=1)
-        levels = ((w, rank < k) for w, k in zip(self.level_weights(tcfg), self.k_list, strict=True))
+        levels = ((w, rank < k) for w, k in zip(self.level_weights(), self.k_list, strict=True))
         return nested_objective(self, target, values, indices, levels)
 
 
-@register("matryoshka_prefix")
+@register(MatryoshkaPrefixConfig)
 class MatryoshkaPrefixSAE(BatchTopKSAE):
-    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
-        if cfg.prefix_sizes is None:
-            raise ValueError("a matryoshka_prefix SAE needs prefix_sizes")
+    cfg: MatryoshkaPrefixConfig
+
+    def __init__(
+        self, cfg: MatryoshkaPrefixConfig, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__(cfg, generator)
         self.prefix_sizes = [*cfg.prefix_sizes, cfg.d_sae]
 
     def _recon_objective(
-        self, target: Tensor, values: Tensor, indices: Tensor, tcfg: TrainConfig
+        self, target: Tensor, values: Tensor, indices: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         levels = ((1.0, indices < m) for m in self.prefix_sizes)
         return nested_objective(self, target, values, indices, levels)

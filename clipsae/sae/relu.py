@@ -1,30 +1,31 @@
 """ReLU SAE with an L1 penalty (Bricken et al. 2023; Anthropic's April 2024 update).
 
-The penalty is the plain L1 norm of the codes, not weighted by decoder row norms: the trainer
-renormalises every decoder row to unit norm after each step, so the norm-weighted penalty of the
-April 2024 recipe would equal it exactly. Its coefficient ``l1_coef`` ramps linearly from ~0 over
-``sparsity_warmup_steps``, which keeps latents from being silenced before they find a direction.
+The penalty is the L1 norm of the codes weighted by decoder row norms, as in the April 2024
+recipe (the plain L1 while the trainer keeps rows at unit norm). Its coefficient ``l1_coef`` is
+reached linearly from ``l1_coef_start`` over the first ``sparsity_warmup_frac`` of the run, which
+keeps latents from being silenced before they find a direction.
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from clipsae.sae.base import SAE, TrainLoss, ramp, register
-from clipsae.sae.config import TrainConfig
+from clipsae.sae.base import SAE, TrainLoss, register
+from clipsae.sae.config import ReLUConfig
 
 
-@register("relu")
+@register(ReLUConfig)
 class ReLUSAE(SAE):
+    cfg: ReLUConfig
+
     def encode(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
     def dense_codes(self, x: Tensor) -> Tensor:
         return self.encode(x)
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, progress: float) -> TrainLoss:
         codes = self.encode(x)
         mse = (x * self.scale - self.reconstruct(codes)).pow(2).mean()
-        l1 = codes.sum(dim=1).mean()
-        coef = tcfg.l1_coef * ramp(step, tcfg.sparsity_warmup_steps)
-        return TrainLoss.from_codes(mse + coef * l1, mse, l1, codes)
+        l1 = self.l1_penalty(codes)
+        return TrainLoss.from_codes(mse + self.cfg.l1_at(progress) * l1, mse, l1, codes)

@@ -13,17 +13,18 @@ import torch
 from torch import Tensor
 
 from clipsae.sae.base import SAE, TrainLoss, register
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.config import BatchTopKConfig, TopKConfig
 from clipsae.sae.ops import gathered_linear, sorted_topk, sparse_decode
 
 
-@register("topk")
+@register(TopKConfig)
 class TopKSAE(SAE):
-    """Exactly the k largest ReLU pre-activations of each row are kept."""
+    """Exactly the k largest ReLU pre-activations of each row are kept; an optional L1 penalty
+    (``cfg.l1_coef``) on the kept codes pushes them further towards zero."""
 
-    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
-        if cfg.k is None:
-            raise ValueError(f"a {type(self).__name__} needs k")
+    cfg: TopKConfig
+
+    def __init__(self, cfg: TopKConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(cfg, generator)
         self.k = cfg.k
 
@@ -44,7 +45,7 @@ class TopKSAE(SAE):
         top, indices = sorted_topk(pre, k)
         return self._gather(centred, top, indices), indices
 
-    def _train_select(self, centred: Tensor, tcfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    def _train_select(self, centred: Tensor) -> tuple[Tensor, Tensor]:
         return self._select(centred, self.k)
 
     def reconstruct_sparse(self, values: Tensor, indices: Tensor) -> Tensor:
@@ -52,7 +53,7 @@ class TopKSAE(SAE):
         return sparse_decode(values, indices, self.W_dec) + self.b_dec
 
     def _recon_objective(
-        self, target: Tensor, values: Tensor, indices: Tensor, tcfg: TrainConfig
+        self, target: Tensor, values: Tensor, indices: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(objective, mse, error)``: the reconstruction term of the loss, the plain MSE of the
         full reconstruction and its error, whose residual AuxK learns."""
@@ -81,32 +82,36 @@ class TopKSAE(SAE):
     def dense_codes(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
-    def train_loss(self, x: Tensor, dead: Tensor, tcfg: TrainConfig, step: int) -> TrainLoss:
+    def train_loss(self, x: Tensor, dead: Tensor, progress: float) -> TrainLoss:
         target = x * self.scale
         centred = target - self.b_dec
-        values, indices = self._train_select(centred, tcfg)
-        objective, mse, error = self._recon_objective(target, values, indices, tcfg)
-        aux = self._aux_loss(centred, error.detach(), dead, tcfg)
+        values, indices = self._train_select(centred)
+        objective, mse, error = self._recon_objective(target, values, indices)
+        aux = self._aux_loss(centred, error.detach(), dead)
+        loss = objective + self.cfg.aux_k_coef * aux
+        l1_coef = self.cfg.l1_at(progress)
+        if l1_coef > 0:
+            loss = loss + l1_coef * self.l1_penalty(values, indices)
         active = values.detach() > 0
         fire_counts = torch.bincount(indices[active], minlength=self.cfg.d_sae)
         l0 = active.sum(dim=1).float().mean()
-        return TrainLoss(objective + tcfg.aux_k_coef * aux, mse, aux, l0, fire_counts)
+        return TrainLoss(loss, mse, aux, l0, fire_counts)
 
-    def _aux_loss(self, centred: Tensor, error: Tensor, dead: Tensor, tcfg: TrainConfig) -> Tensor:
+    def _aux_loss(self, centred: Tensor, error: Tensor, dead: Tensor) -> Tensor:
         """AuxK: the top ``aux_k`` dead latents reconstruct the main model's residual, giving
         them gradient. Normalised by the residual's variance, as in Gao et al., so its scale does
         not shrink as the main reconstruction improves."""
         n_dead = int(dead.sum())
-        if n_dead == 0 or tcfg.aux_k_coef == 0:
+        if n_dead == 0 or self.cfg.aux_k_coef == 0:
             return error.new_zeros(())
-        k_aux = min(tcfg.aux_k or self.cfg.d_in // 2, n_dead)
+        k_aux = min(self.cfg.aux_k or self.cfg.d_in // 2, n_dead)
         values, indices = self._select(centred, k_aux, mask=dead)
         residual_hat = sparse_decode(values, indices, self.W_dec)
         spread = (error - error.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
         return (residual_hat - error).pow(2).sum() / spread
 
 
-@register("batchtopk")
+@register(BatchTopKConfig)
 class BatchTopKSAE(TopKSAE):
     """Training keeps the k·B largest ReLU pre-activations of the whole batch, so rows share a
     budget of k per row on average. Inference cannot depend on the batch, so it keeps every
@@ -115,7 +120,9 @@ class BatchTopKSAE(TopKSAE):
     a buffer saved with the weights. Until a first training step sets it (it starts at -1), any
     positive pre-activation is kept."""
 
-    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
+    cfg: BatchTopKConfig
+
+    def __init__(self, cfg: BatchTopKConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(cfg, generator)
         self.register_buffer("threshold", torch.tensor(-1.0))
 
@@ -127,12 +134,12 @@ class BatchTopKSAE(TopKSAE):
         keep = (top >= threshold) & (top > 0)
         return self._gather(centred, top, indices) * keep, indices
 
-    def _train_select(self, centred: Tensor, tcfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    def _train_select(self, centred: Tensor) -> tuple[Tensor, Tensor]:
         pre = self._pre(centred)
         kept = pre.flatten().topk(min(self.k * len(pre), pre.numel())).values
         positive = kept[kept > 0]
         if len(positive):
-            self._update_threshold(float(positive[-1]), tcfg.threshold_momentum)
+            self._update_threshold(float(positive[-1]), self.cfg.threshold_momentum)
         return self._keep_above(centred, pre, float(kept[-1]))
 
     @torch.no_grad()

@@ -1,5 +1,5 @@
-"""SAE trainer: Adam with warm-up and decay, unit-norm decoder, AuxK dead-latent tracking, periodic
-single-file checkpoints and exact resume.
+"""SAE trainer: Adam or AdamW with a warm-up and decay sized as fractions of the run, unit-norm
+decoder, AuxK dead-latent tracking, periodic single-file checkpoints and exact resume.
 
 Everything that changes during training (weights, Adam moments, dead-latent counters, firing counts,
 the log so far) lives in one ``checkpoint.safetensors`` replaced atomically, and the batch order is
@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from clipsae.runtime.device import pick_device
 from clipsae.sae.base import SAE, build_sae
-from clipsae.sae.config import SAEConfig, TrainConfig
+from clipsae.sae.config import SAEConfig, TopKConfig, TrainConfig, check_compatible
 from clipsae.sae.data import Activations, BatchSource, check_inputs
 from clipsae.sae.io import atomic_save_tensors, save_sae
 from clipsae.sae.metrics import reconstruction_metrics
@@ -38,16 +38,22 @@ LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu")
 
 
 def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
-    """Linear warm-up to ``lr`` then the chosen decay to ``lr * lr_end_frac`` at the last step."""
-    if step < tcfg.warmup_steps:
-        return tcfg.lr * (step + 1) / tcfg.warmup_steps
-    progress = (step - tcfg.warmup_steps) / max(1, total_steps - tcfg.warmup_steps)
+    """Learning rate of optimiser step ``step`` (0-based) of ``total_steps``: a linear warm-up
+    over ``warmup_frac`` of the steps that reaches ``lr`` on its last step, ``lr`` until the last
+    ``decay_frac`` of the steps (never before the warm-up ends), then the chosen decay towards
+    ``lr * lr_end_frac``. Step counts are rounded, and a warm-up of a non-zero fraction lasts at
+    least one step."""
+    warmup = max(1, round(tcfg.warmup_frac * total_steps)) if tcfg.warmup_frac > 0 else 0
+    if step < warmup:
+        return tcfg.lr * (step + 1) / warmup
+    decay_start = max(warmup, total_steps - round(tcfg.decay_frac * total_steps))
+    if step < decay_start:
+        return tcfg.lr
+    progress = (step - decay_start) / max(1, total_steps - decay_start)
     end = tcfg.lr * tcfg.lr_end_frac
     if tcfg.lr_schedule == "cosine":
         return end + (tcfg.lr - end) * 0.5 * (1 + math.cos(math.pi * progress))
-    if tcfg.lr_schedule == "linear":
-        return tcfg.lr + (end - tcfg.lr) * progress
-    return tcfg.lr
+    return tcfg.lr + (end - tcfg.lr) * progress
 
 
 def geometric_median(points: torch.Tensor, iters: int = 200, tol: float = 1e-7) -> torch.Tensor:
@@ -70,7 +76,7 @@ def _init_sae(cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource) -> SAE:
     scale = 1.0
     if tcfg.normalize == "mean_norm":
         scale = math.sqrt(cfg.d_in / float(sample.double().pow(2).sum(dim=1).mean()))
-    cfg = SAEConfig.from_dict({**cfg.to_dict(), "input_scale": scale})
+    cfg = replace(cfg, input_scale=scale)
     sae = build_sae(cfg, generator=torch.Generator().manual_seed(tcfg.seed))
     with torch.no_grad():
         if tcfg.b_dec_init == "geometric_median":
@@ -87,7 +93,7 @@ def _init_dictionary_from_data(sae: SAE, rows: torch.Tensor, seed: int) -> None:
     """Point latents at distinct rows (training units), centred on ``b_dec``; latents beyond the
     number of rows keep their random initialisation rather than start as clones, which would
     stay clones."""
-    if sae.cfg.k is None:
+    if not isinstance(sae.cfg, TopKConfig):
         raise ValueError(f"dict_init 'data' needs a model with k; {sae.cfg.arch!r} has none")
     n = min(sae.cfg.d_sae, len(rows))
     picked = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:n]]
@@ -107,7 +113,9 @@ class _State:
     rows: list[dict[str, float]] = field(default_factory=list)
 
 
-def _adam_tensors(opt: torch.optim.Adam, names: dict[torch.nn.Parameter, str]) -> dict[str, Any]:
+def _adam_tensors(
+    opt: torch.optim.Optimizer, names: dict[torch.nn.Parameter, str]
+) -> dict[str, Any]:
     return {
         f"opt.{names[p]}.{key}": value
         for p, state in opt.state.items()
@@ -116,7 +124,7 @@ def _adam_tensors(opt: torch.optim.Adam, names: dict[torch.nn.Parameter, str]) -
 
 
 def _save_checkpoint(
-    path: Path, sae: SAE, opt: torch.optim.Adam, st: _State, tcfg: TrainConfig
+    path: Path, sae: SAE, opt: torch.optim.Optimizer, st: _State, tcfg: TrainConfig
 ) -> None:
     names = {p: n for n, p in sae.named_parameters()}
     tensors = {f"model.{k}": v for k, v in sae.state_dict().items()}
@@ -136,13 +144,14 @@ def _save_checkpoint(
 
 def _load_checkpoint(
     path: Path, cfg: SAEConfig, tcfg: TrainConfig, device: torch.device
-) -> tuple[SAE, torch.optim.Adam, _State]:
+) -> tuple[SAE, torch.optim.Optimizer, _State]:
     with safe_open(path, framework="pt") as fh:
         meta = json.loads(fh.metadata()["state"])
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no iter
     saved_cfg = SAEConfig.from_dict(meta["sae_cfg"])
-    wanted = {**cfg.to_dict(), "input_scale": saved_cfg.input_scale}
-    if saved_cfg.to_dict() != wanted or meta["train_cfg"] != json.loads(tcfg.to_json()):
+    if saved_cfg != replace(cfg, input_scale=saved_cfg.input_scale) or meta[
+        "train_cfg"
+    ] != json.loads(tcfg.to_json()):
         raise ValueError(
             f"{path} was written by a run with other settings; delete it to start afresh"
         )
@@ -171,10 +180,16 @@ def _log_value(column: str, value: torch.Tensor) -> float | int:
     return int(value) if column == "step" else float(value)
 
 
-def _make_optimizer(sae: SAE, tcfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        sae.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas, eps=tcfg.adam_eps, foreach=True
-    )
+def _make_optimizer(sae: SAE, tcfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW; weight decay on the weight matrices only, since decaying biases and
+    thresholds would pull them towards zero for no regularising gain."""
+    params = list(sae.parameters())
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": tcfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    kind = torch.optim.AdamW if tcfg.optimizer == "adamw" else torch.optim.Adam
+    return kind(groups, lr=tcfg.lr, betas=tcfg.adam_betas, eps=tcfg.adam_eps, foreach=True)
 
 
 def _write_log(rows: list[dict[str, float]], path: Path) -> None:
@@ -206,7 +221,7 @@ def _resample_due(step: int, total: int, tcfg: TrainConfig) -> bool:
 
 @torch.no_grad()
 def _resample_dead(
-    sae: SAE, opt: torch.optim.Adam, st: _State, x: torch.Tensor, tcfg: TrainConfig
+    sae: SAE, opt: torch.optim.Optimizer, st: _State, x: torch.Tensor, tcfg: TrainConfig
 ) -> None:
     """Re-point dead latents at rows of the batch drawn with probability proportional to the
     square of their squared reconstruction error (Bricken et al. 2023), at most one latent per
@@ -231,7 +246,7 @@ def _resample_dead(
     st.steps_since_fired[latents] = 0
 
 
-def _reset_adam_rows(sae: SAE, opt: torch.optim.Adam, latents: torch.Tensor) -> None:
+def _reset_adam_rows(sae: SAE, opt: torch.optim.Optimizer, latents: torch.Tensor) -> None:
     """Forget the Adam moments of re-pointed latents: moments of their old direction would
     otherwise drive the first updates of the new one."""
     params = dict(sae.named_parameters())
@@ -262,6 +277,7 @@ def train_sae(
     minus the steps since the last periodic one). Returns a summary with ``completed``, ``steps``,
     ``train_seconds`` and ``samples_per_second``.
     """
+    check_compatible(cfg, tcfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -315,7 +331,7 @@ def train_sae(
 
 def _run_steps(
     sae: SAE,
-    opt: torch.optim.Adam,
+    opt: torch.optim.Optimizer,
     st: _State,
     source: BatchSource,
     val: BatchSource | None,
@@ -340,15 +356,17 @@ def _run_steps(
             for group in opt.param_groups:
                 group["lr"] = lr
             dead = st.steps_since_fired >= tcfg.dead_steps_threshold
-            out = sae.train_loss(x, dead, tcfg, st.step)
+            out = sae.train_loss(x, dead, (st.step + 1) / total)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             loss = float(out.loss.detach())
-            sae.remove_parallel_grad()
+            if tcfg.unit_norm_decoder:
+                sae.remove_parallel_grad()
             if tcfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
             opt.step()
-            sae.normalize_decoder()
+            if tcfg.unit_norm_decoder:
+                sae.normalize_decoder()
             st.steps_since_fired += 1
             st.steps_since_fired[out.fire_counts > 0] = 0
             if st.step % per_epoch == 0:
