@@ -71,3 +71,12 @@ def test_set_passes_any_config_key_and_refuses_unknown_ones(tmp_path) -> None:
     assert cfg["train"]["checkpoint_every"] == 3
     with pytest.raises(ValueError, match="unknown key 'learning_rate' for arch 'matryoshka_k'"):
         main([*base, "--set", "learning_rate=1", "--out", str(tmp_path / "bad")])
+
+
+def test_a_key_of_another_architecture_is_refused_by_name(tmp_path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((64, 8), dtype=np.float32))
+    argv = ["train-sae", "--activations", str(tmp_path / "x.npy"), "--arch", "relu", "--k", "8",
+            "--out", str(tmp_path / "relu")]  # fmt: skip
+    with pytest.raises(ValueError, match="key 'k' does not apply to arch 'relu'"):
+        main(argv)
+    assert not (tmp_path / "relu").exists()

@@ -55,10 +55,16 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return value
     kind = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}[hint]
-    hint_yaml = ""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isalnum():
-        hint_yaml = " (YAML reads 1e-3 as text: write 1.0e-3)"
-    raise ValueError(f"{name} must be {kind}, got {value!r}{hint_yaml}")
+    raise ValueError(f"{name} must be {kind}, got {value!r}{_yaml_hint(value)}")
+
+
+def _yaml_hint(value: Any) -> str:
+    """YAML 1.1 (PyYAML) reads ``1e-3`` as a string, the commonest cause of a number as text."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return ""
+    return " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
 
 
 def _increasing(name: str, values: tuple[int, ...], low: int, high: int) -> None:
