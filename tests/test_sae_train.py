@@ -164,12 +164,11 @@ def test_data_init_points_latents_at_distinct_rows(n_rows: int) -> None:
     assert torch.all(sae.b_enc.detach() == 0)
 
 
-def test_data_init_needs_k() -> None:
+def test_data_init_needs_k(tmp_path) -> None:
     x = np.ones((50, 8), dtype=np.float32)
-    with pytest.raises(ValueError, match="dict_init 'data' needs a model with k"):
-        _init_sae(
-            ReLUConfig(d_in=8, d_sae=16), TrainConfig(dict_init="data"), BatchSource(x, 64, 1 << 20)
-        )
+    with pytest.raises(ValueError, match="dict_init 'data' needs a model with k; 'relu' has none"):
+        train_sae(x, ReLUConfig(d_in=8, d_sae=16), TrainConfig(dict_init="data"), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
 
 
 def test_data_init_keeps_latents_alive_on_low_rank_data(tmp_path) -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from clipsae.runtime.device import pick_device
 from clipsae.sae.base import SAE, build_sae
-from clipsae.sae.config import SAEConfig, TopKConfig, TrainConfig, check_compatible
+from clipsae.sae.config import SAEConfig, TrainConfig, check_compatible
 from clipsae.sae.data import Activations, BatchSource, check_inputs
 from clipsae.sae.io import atomic_save_tensors, save_sae
 from clipsae.sae.metrics import reconstruction_metrics
@@ -92,9 +92,7 @@ def _init_sae(cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource) -> SAE:
 def _init_dictionary_from_data(sae: SAE, rows: torch.Tensor, seed: int) -> None:
     """Point latents at distinct rows (training units), centred on ``b_dec``; latents beyond the
     number of rows keep their random initialisation rather than start as clones, which would
-    stay clones."""
-    if not isinstance(sae.cfg, TopKConfig):
-        raise ValueError(f"dict_init 'data' needs a model with k; {sae.cfg.arch!r} has none")
+    stay clones. Only for models with ``k`` (``check_compatible``)."""
     n = min(sae.cfg.d_sae, len(rows))
     picked = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:n]]
     centred = picked - sae.b_dec
@@ -149,9 +147,8 @@ def _load_checkpoint(
         meta = json.loads(fh.metadata()["state"])
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no iter
     saved_cfg = SAEConfig.from_dict(meta["sae_cfg"])
-    if saved_cfg != replace(cfg, input_scale=saved_cfg.input_scale) or meta[
-        "train_cfg"
-    ] != json.loads(tcfg.to_json()):
+    same_model = saved_cfg == replace(cfg, input_scale=saved_cfg.input_scale)
+    if not same_model or meta["train_cfg"] != json.loads(tcfg.to_json()):
         raise ValueError(
             f"{path} was written by a run with other settings; delete it to start afresh"
         )
