@@ -60,11 +60,13 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 def _yaml_hint(value: Any) -> str:
     """YAML 1.1 (PyYAML) reads ``1e-3`` as a string, the commonest cause of a number as text."""
+    if not isinstance(value, str):
+        return ""
     try:
         float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return ""
-    return " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
+    return " (YAML reads 1e-3 as text: write 1.0e-3)"
 
 
 def _increasing(name: str, values: tuple[int, ...], low: int, high: int) -> None:
@@ -73,9 +75,9 @@ def _increasing(name: str, values: tuple[int, ...], low: int, high: int) -> None
         raise ValueError(f"{name} must be strictly increasing within {low}..{high}, got {values}")
 
 
-def _fraction(name: str, value: float) -> None:
+def _fraction(name: str, value: float, of: str = "the run") -> None:
     if not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a fraction of the run in [0, 1], got {value}")
+        raise ValueError(f"{name} must be a fraction of {of} in [0, 1], got {value}")
 
 
 def warmup_value(*, start: float, final: float, warmup_frac: float, progress: float) -> float:
@@ -383,8 +385,9 @@ class TrainConfig(_Config):
             raise ValueError("lr, batch_size and epochs must be positive")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("warmup_frac", "decay_frac", "lr_end_frac", "resample_until"):
+        for name in ("warmup_frac", "decay_frac", "resample_until"):
             _fraction(name, getattr(self, name))
+        _fraction("lr_end_frac", self.lr_end_frac, of="lr")
         if self.resample_every is not None and self.resample_every <= 0:
             raise ValueError("resample_every must be positive (or null to disable resampling)")
         for name in ("val_every", "checkpoint_every", "dead_steps_threshold", "stats_rows"):
