@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clipsae.sae import ReLUSAE, SAEConfig, TopKSAE
+from clipsae.sae import ReLUConfig, ReLUSAE, TopKConfig, TopKSAE
 
 
 def identity_sae(d: int) -> TopKSAE:
@@ -14,7 +14,7 @@ def identity_sae(d: int) -> TopKSAE:
     With b_dec = 0 and W_enc = [I, -I], the ReLU codes are (x)+ and (-x)+; at most d of them are
     positive, so k = d keeps all of them and decode gives x back.
     """
-    sae = TopKSAE(SAEConfig(arch="topk", d_in=d, d_sae=2 * d, k=d))
+    sae = TopKSAE(TopKConfig(d_in=d, d_sae=2 * d, k=d))
     eye = torch.eye(d)
     with torch.no_grad():
         sae.W_dec.copy_(torch.cat([eye, -eye]))
@@ -28,7 +28,7 @@ def constant_sae(value: np.ndarray) -> ReLUSAE:
     """A ReLU SAE whose codes are always 0, so every reconstruction is ``b_dec = value``
     (zeros: the zero SAE)."""
     d = len(value)
-    sae = ReLUSAE(SAEConfig(arch="relu", d_in=d, d_sae=4))
+    sae = ReLUSAE(ReLUConfig(d_in=d, d_sae=4))
     with torch.no_grad():
         sae.W_enc.zero_()
         sae.b_enc.fill_(-1.0)

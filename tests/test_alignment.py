@@ -9,9 +9,9 @@ import torch
 from sparse_data import sparse_data
 
 from clipsae.evaluate.alignment import match_directions, sae_alignment
-from clipsae.sae import SAEConfig, TrainConfig, build_sae, load_sae, train_sae
+from clipsae.sae import TopKConfig, TrainConfig, build_sae, load_sae, train_sae
 
-CFG = SAEConfig("topk", 32, 64, k=4)
+CFG = TopKConfig(d_in=32, d_sae=64, k=4)
 
 
 def test_a_permuted_copy_aligns_perfectly():
@@ -34,7 +34,7 @@ def test_independent_seeds_align_clearly_below_one_but_above_chance(tmp_path):
     x, _ = sparse_data(2000, 32, 64, 3, seed=0)
     trained = []
     for seed in (0, 1):
-        tcfg = TrainConfig(lr=1e-2, batch_size=100, epochs=3, warmup_steps=5, seed=seed)
+        tcfg = TrainConfig(lr=1e-2, batch_size=100, epochs=3, warmup_frac=5 / 60, seed=seed)
         train_sae(x, CFG, tcfg, tmp_path / str(seed))
         trained.append(load_sae(tmp_path / str(seed)))
     chance = sae_alignment(*(build_sae(CFG, torch.Generator().manual_seed(s)) for s in (0, 1)))

@@ -41,7 +41,7 @@ needs_debian = pytest.mark.skipif(
 MODEL = {"arch": "clipsae-tiny-vit", "pretrained": "none", "batch_size": 64}
 EXTRACTION = {"num_workers": 0, "dtype": "float32", "shard_rows": 128}
 TINY_SAE = {"arch": "topk", "k": 4, "expansion": 2, "batch_size": 64, "epochs": 2,
-            "warmup_steps": 2, "dict_init": "data"}  # fmt: skip
+            "warmup_frac": 0.5, "dict_init": "data"}  # fmt: skip
 TILE = 32
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from torch import Tensor
 
 from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
-from clipsae.sae import ARCHITECTURES, SAEConfig, build_sae, load_sae, save_sae
+from clipsae.sae import ARCH_CONFIGS, ARCHITECTURES, ReLUConfig, build_sae, load_sae, save_sae
 from clipsae.sae.export import SAELENS_ARCHITECTURES, export_sae
 from clipsae.sae.relu import ReLUSAE
 from clipsae.steps.train import train
@@ -60,7 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {}
     for arch, (model_keys, train_keys) in ZOO.items():
         entry = {"arch": arch, "d_sae": 64, **model_keys, **train_keys}
-        entry |= {"lr": 3e-3, "batch_size": 100, "epochs": 1, "warmup_steps": 5}
+        entry |= {"lr": 3e-3, "batch_size": 100, "epochs": 1, "warmup_frac": 5 / 12}
         dirs[arch] = root / arch
         train(entry, acts, val, dirs[arch], {**PROVENANCE, "sae": arch, **paths})
     return dirs
@@ -124,10 +126,16 @@ def test_export_refuses_to_overwrite_its_source(trained) -> None:
         export_sae(trained["relu"], trained["relu"])
 
 
+@dataclass(frozen=True, kw_only=True)
+class _SoftplusConfig(ReLUConfig):
+    arch: ClassVar[str] = "softplus"
+
+
 class _SoftplusSAE(ReLUSAE):
     """A real architecture SAELens has nothing like: smooth codes, never exactly zero."""
 
     arch = "softplus"
+    config_class = _SoftplusConfig
 
     def encode(self, x: Tensor) -> Tensor:
         return torch.nn.functional.softplus(self.pre_acts(x))
@@ -135,7 +143,8 @@ class _SoftplusSAE(ReLUSAE):
 
 def test_an_architecture_without_saelens_equivalent_fails_naming_it(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(ARCHITECTURES, "softplus", _SoftplusSAE)
-    save_sae(build_sae(SAEConfig("softplus", 16, 64)), tmp_path / "sae")
+    monkeypatch.setitem(ARCH_CONFIGS, "softplus", _SoftplusConfig)
+    save_sae(build_sae(_SoftplusConfig(d_in=16, d_sae=64)), tmp_path / "sae")
     with pytest.raises(ValueError, match="architecture 'softplus' has no SAELens equivalent"):
         export_sae(tmp_path / "sae", tmp_path / "out")
     assert not (tmp_path / "out").exists()

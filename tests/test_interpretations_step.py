@@ -15,7 +15,7 @@ from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS, has_cyrillic, rea
 from clipsae.interpret.scoring import DetectionSampling, score_names
 from clipsae.models.clip import load_clip
 from clipsae.models.text import encode_texts
-from clipsae.sae import SAEConfig, build_sae, load_sae, save_sae
+from clipsae.sae import TopKConfig, build_sae, load_sae, save_sae
 from clipsae.steps.interpretations import clean_and_score_names
 
 D, D_SAE, N_ROWS = 128, 12, 400  # clipsae-tiny-vit embeds into 128 dimensions
@@ -37,7 +37,7 @@ def inputs(tmp_path):
     final = np.random.default_rng(0).standard_normal((N_ROWS, D)).astype(np.float32)
     ids = [f"img{i}" for i in range(N_ROWS)]
     write_acts(tmp_path / "final", final, ids)
-    sae = build_sae(SAEConfig("topk", D, D_SAE, 3), torch.Generator().manual_seed(0))
+    sae = build_sae(TopKConfig(d_in=D, d_sae=D_SAE, k=3), torch.Generator().manual_seed(0))
     save_sae(sae, tmp_path / "sae")
     names = [NAMES[i % len(NAMES)] for i in range(D_SAE)]
     pl.DataFrame(

@@ -14,7 +14,7 @@ from clipsae.interpret.scoring import (
     sample_detection_rows,
     score_names,
 )
-from clipsae.sae import SAEConfig, build_sae
+from clipsae.sae import TopKConfig, build_sae
 
 D = 64
 N_CONCEPTS = 8  # concepts that have images
@@ -166,7 +166,7 @@ def test_bad_shapes_are_refused_with_what_differs(space) -> None:
 
 
 def test_latent_activations_keeps_the_named_columns_of_a_real_sae() -> None:
-    sae = build_sae(SAEConfig("topk", 16, 48, 4), torch.Generator().manual_seed(0)).eval()
+    sae = build_sae(TopKConfig(d_in=16, d_sae=48, k=4), torch.Generator().manual_seed(0)).eval()
     x = np.random.default_rng(0).standard_normal((70, 16)).astype(np.float32)
     with torch.inference_mode():
         full = sae.encode(torch.from_numpy(x)).numpy()

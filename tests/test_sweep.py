@@ -8,11 +8,21 @@ import torch
 from sparse_data import sparse_data
 
 from clipsae.evaluate.sweep import at_k, k_grid, k_sweep, nested_sweep, prefix, prefix_sweep
-from clipsae.sae import SAEConfig, TrainConfig, build_sae, load_sae, train_sae
+from clipsae.sae import (
+    MatryoshkaKConfig,
+    MatryoshkaPrefixConfig,
+    ReLUConfig,
+    SAEConfig,
+    TopKConfig,
+    TrainConfig,
+    build_sae,
+    load_sae,
+    train_sae,
+)
 from clipsae.sae.metrics import reconstruction_metrics
 
 X, _ = sparse_data(2000, 16, 32, 3, seed=0)
-TCFG = TrainConfig(lr=1e-2, batch_size=100, epochs=1, warmup_steps=5)
+TCFG = TrainConfig(lr=1e-2, batch_size=100, epochs=1, warmup_frac=0.25)
 
 
 def batches():
@@ -26,7 +36,10 @@ def trained(cfg: SAEConfig, directory):
 
 @pytest.mark.parametrize(
     "cfg",
-    [SAEConfig("topk", 16, 64, k=4), SAEConfig("matryoshka_k", 16, 64, k_list=[2, 4, 8])],
+    [
+        TopKConfig(d_in=16, d_sae=64, k=4),
+        MatryoshkaKConfig(d_in=16, d_sae=64, k_list=[2, 4, 8]),
+    ],
     ids=["topk", "matryoshka_k"],
 )
 def test_k_sweep_at_the_trained_k_is_the_plain_evaluation(cfg, tmp_path):
@@ -44,21 +57,21 @@ def test_k_sweep_at_the_trained_k_is_the_plain_evaluation(cfg, tmp_path):
 
 
 def test_at_k_leaves_the_sae_alone_and_refuses_other_kinds():
-    model = build_sae(SAEConfig("topk", 8, 32, k=3))
+    model = build_sae(TopKConfig(d_in=8, d_sae=32, k=3))
     copy = at_k(model, 7)
     assert (model.k, copy.k) == (3, 7)
     assert torch.equal(copy.W_dec, model.W_dec) and copy.W_dec is not model.W_dec
     with pytest.raises(ValueError, match="TopK-family"):
-        at_k(build_sae(SAEConfig("relu", 8, 32)), 4)
+        at_k(build_sae(ReLUConfig(d_in=8, d_sae=32)), 4)
 
 
 def test_k_grid_spans_powers_of_two_the_trained_ks_and_the_dense_end():
-    sae = build_sae(SAEConfig("matryoshka_k", 16, 100, k_list=[3, 20]))
+    sae = build_sae(MatryoshkaKConfig(d_in=16, d_sae=100, k_list=[3, 20]))
     assert k_grid(sae) == [3, 8, 16, 20, 32, 64, 100]
 
 
 def test_prefix_sweep_equals_zeroing_the_later_latents(tmp_path):
-    sae = trained(SAEConfig("matryoshka_prefix", 16, 64, k=4, prefix_sizes=[8, 24]), tmp_path)
+    sae = trained(MatryoshkaPrefixConfig(d_in=16, d_sae=64, k=4, prefix_sizes=[8, 24]), tmp_path)
     assert float(sae.threshold) > 0
     rows = nested_sweep(sae, batches)
     assert [row["prefix"] for row in rows] == [8, 24, 64]

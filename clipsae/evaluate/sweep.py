@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from clipsae.sae.base import SAE
-from clipsae.sae.config import SAEConfig
+from clipsae.sae.config import BatchTopKConfig, TopKConfig
 from clipsae.sae.matryoshka import MatryoshkaKSAE, MatryoshkaPrefixSAE
 from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.topk import BatchTopKSAE, TopKSAE
@@ -46,7 +46,7 @@ def at_k(sae: TopKSAE, k: int) -> TopKSAE:
     """A TopK SAE with ``sae``'s weights that keeps the ``k`` largest pre-activations per row."""
     if not isinstance(sae, TopKSAE):
         raise ValueError(f"a k-sweep needs a TopK-family SAE, not {sae.cfg.arch!r}")
-    cfg = SAEConfig("topk", sae.cfg.d_in, sae.cfg.d_sae, k=k, input_scale=sae.cfg.input_scale)
+    cfg = TopKConfig(d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae, k=k, input_scale=sae.cfg.input_scale)
     return _copy_into(TopKSAE(cfg), sae, sae.cfg.d_sae)
 
 
@@ -61,7 +61,7 @@ def prefix(sae: MatryoshkaPrefixSAE, size: int) -> BatchTopKSAE:
     if not 0 < size <= sae.cfg.d_sae:
         raise ValueError(f"prefix size must be in 1..{sae.cfg.d_sae}, got {size}")
     k = min(sae.cfg.k, size)
-    cfg = SAEConfig("batchtopk", sae.cfg.d_in, size, k=k, input_scale=sae.cfg.input_scale)
+    cfg = BatchTopKConfig(d_in=sae.cfg.d_in, d_sae=size, k=k, input_scale=sae.cfg.input_scale)
     copy = BatchTopKSAE(cfg)
     copy.threshold.copy_(sae.threshold)
     return _copy_into(copy, sae, size)
@@ -71,7 +71,7 @@ def k_grid(sae: TopKSAE, start: int = 8) -> list[int]:
     """Powers of two from ``start`` below d_sae, the trained k (and a Matryoshka SAE's
     ``k_list``), and d_sae itself: the dense end of the sweep."""
     d_sae = sae.cfg.d_sae
-    ks = {sae.cfg.k, d_sae, *(sae.cfg.k_list or [])}
+    ks = {sae.cfg.k, d_sae, *(sae.k_list if isinstance(sae, MatryoshkaKSAE) else [])}
     power = start
     while power < d_sae:
         ks.add(power)

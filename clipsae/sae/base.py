@@ -16,19 +16,20 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from clipsae.sae.config import SAEConfig
+from clipsae.sae.config import ARCH_CONFIGS, SAEConfig
 
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
 
 def register(config_class: type[SAEConfig]) -> Callable[[type[SAE]], type[SAE]]:
-    """Class decorator adding an architecture under its config's ``arch``: the config class names
-    the architecture, so the two registries cannot disagree on a spelling."""
+    """Class decorator adding an architecture and its config class under the config's ``arch``:
+    one name for both, so the model and config registries cannot disagree."""
 
     def add(cls: type[SAE]) -> type[SAE]:
         cls.arch = config_class.arch
         cls.config_class = config_class
         ARCHITECTURES[cls.arch] = cls
+        ARCH_CONFIGS[cls.arch] = config_class
         return cls
 
     return add

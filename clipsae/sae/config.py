@@ -88,6 +88,7 @@ def warmup_value(*, start: float, final: float, warmup_frac: float, progress: fl
     return start + (final - start) * progress / warmup_frac
 
 
+# Architecture name -> its config class, filled by ``clipsae.sae.base.register`` with the model.
 ARCH_CONFIGS: dict[str, type[SAEConfig]] = {}
 
 
@@ -137,12 +138,6 @@ class SAEConfig(_Config):
     d_in: int
     d_sae: int
     input_scale: float = 1.0
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass that names its ``arch`` is that architecture's config (``ARCH_CONFIGS``)."""
-        super().__init_subclass__(**kwargs)
-        if "arch" in cls.__dict__:
-            ARCH_CONFIGS[cls.arch] = cls
 
     def _validate(self) -> None:
         if self.d_in <= 0 or self.d_sae <= 0:

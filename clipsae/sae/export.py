@@ -205,7 +205,7 @@ def model_card(
         ("validation activations", about.validation_data),
         ("architecture", f"clipsae `{sae.cfg.arch}`, loaded by SAELens as `{cfg['architecture']}`"),
         ("d_in, d_sae", f"{sae.cfg.d_in}, {sae.cfg.d_sae}"),
-        ("k", sae.cfg.k),
+        ("k", getattr(sae.cfg, "k", None)),  # the TopK family's
         ("input scale", f"{sae.cfg.input_scale:.6g}, folded into the weights"),
     ]
     title = saved.get("sae", sae.cfg.arch)
