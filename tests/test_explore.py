@@ -32,7 +32,7 @@ from clipsae.interpret.naming import write_names_csv
 from clipsae.models.clip import load_clip
 from clipsae.models.text import encode_texts
 from clipsae.models.weights import built_weights
-from clipsae.sae import SAEConfig, build_sae, load_sae, save_sae
+from clipsae.sae import TopKConfig, build_sae, load_sae, save_sae
 from clipsae.steps.collages import collages
 from clipsae.steps.features import encode_features
 
@@ -64,7 +64,7 @@ def run(tmp_path_factory) -> dict:
     extract_activations(clip, dataset, dataset.records(), "final", acts_dir, 16, extra=extra)
     acts = ActivationStore(acts_dir).load_all()
 
-    sae = build_sae(SAEConfig(arch="topk", d_in=acts.shape[1], d_sae=D_SAE, k=K),
+    sae = build_sae(TopKConfig(d_in=acts.shape[1], d_sae=D_SAE, k=K),
                     torch.Generator().manual_seed(0))  # fmt: skip
     with torch.no_grad():
         sae.b_dec.copy_(torch.from_numpy(acts.mean(axis=0)))  # codes vary between images

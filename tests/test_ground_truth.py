@@ -24,7 +24,7 @@ from clipsae.interpret.ground_truth import (
     raw_directions,
     summarise,
 )
-from clipsae.sae import SAEConfig, TopKSAE, save_sae
+from clipsae.sae import TopKConfig, TopKSAE, save_sae
 
 COLORS = ("red", "green", "blue", "navy")
 SHAPES = ("circle", "square", "star")
@@ -210,7 +210,7 @@ def _write_store(x: np.ndarray, ids: list[str], directory: Path) -> None:
 
 def _planted_sae() -> TopKSAE:
     """A real TopK SAE (k = 1): latent 0 reads the red dimension, latent 1 the circle one."""
-    sae = TopKSAE(SAEConfig(arch="topk", d_in=D, d_sae=8, k=1))
+    sae = TopKSAE(TopKConfig(d_in=D, d_sae=8, k=1))
     with torch.no_grad():
         sae.W_enc.zero_()
         sae.W_enc[0, 0] = 2.0

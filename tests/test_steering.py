@@ -22,7 +22,7 @@ from clipsae.interpret.steering import (
     sweep,
 )
 from clipsae.models.clip import VisionActivations, load_clip
-from clipsae.sae import SAEConfig, TopKSAE, load_sae, save_sae
+from clipsae.sae import TopKConfig, TopKSAE, load_sae, save_sae
 from clipsae.steps.steering import SplicedSource, run_steering
 
 COLORS = ("red", "green", "blue", "navy")
@@ -52,7 +52,7 @@ def class_embeddings() -> tuple[np.ndarray, np.ndarray]:
 
 def planted_sae() -> TopKSAE:
     """A real TopK SAE (k = 3) whose latents are the axes: latent 0 reads and writes red."""
-    sae = TopKSAE(SAEConfig(arch="topk", d_in=D, d_sae=D, k=3))
+    sae = TopKSAE(TopKConfig(d_in=D, d_sae=D, k=3))
     with torch.no_grad():
         sae.W_dec.copy_(torch.eye(D))
         sae.W_enc.copy_(torch.eye(D))
@@ -208,7 +208,7 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
     writer.add(cls)
     writer.close()
     # Latent 0 cannot fire (zero encoder column, negative bias); the rest read the dimensions.
-    sae = TopKSAE(SAEConfig(arch="topk", d_in=width, d_sae=width + 1, k=8))
+    sae = TopKSAE(TopKConfig(d_in=width, d_sae=width + 1, k=8))
     with torch.no_grad():
         sae.W_enc[:, 0] = 0.0
         sae.b_enc.fill_(0.0)
