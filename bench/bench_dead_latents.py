@@ -34,8 +34,8 @@ import torch
 
 from clipsae.activations.extract import iter_image_batches
 from clipsae.activations.shards import batches_of, load_activations
-from clipsae.config.validate import dataset_source_spec, load_config
-from clipsae.data import build_dataset
+from clipsae.config.validate import load_config
+from clipsae.data import build_dataset, dataset_source_spec
 from clipsae.data.synthetic import PALETTE
 from clipsae.models.clip import VisionActivations, load_clip
 from clipsae.models.embedded import WEIGHTS_FILE, BuildConfig, build_embedded_clip

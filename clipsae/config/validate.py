@@ -13,11 +13,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from clipsae.data.base import dataset_source_spec
 from clipsae.runtime.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema.yaml"
-# Dataset keys read by the workflow itself; everything else goes to the dataset source.
-WORKFLOW_DATASET_KEYS = ("templates",)
 
 
 def _key_path(path: Iterator) -> str:
@@ -71,11 +70,6 @@ def validate_schema(config: dict) -> dict:
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(map(_describe, errors)))
     return config
-
-
-def dataset_source_spec(entry: dict) -> dict:
-    """The part of a dataset entry that belongs to its source (without workflow keys)."""
-    return {k: v for k, v in entry.items() if k not in WORKFLOW_DATASET_KEYS}
 
 
 def dataset_entry_from_file(path: Path, name: str) -> dict:

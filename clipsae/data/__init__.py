@@ -5,6 +5,7 @@ from clipsae.data.base import (
     ImageDataset,
     Record,
     build_dataset,
+    dataset_source_spec,
     register,
     stratified_test_mask,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "SyntheticSpec",
     "build_dataset",
     "caption",
+    "dataset_source_spec",
     "hf",
     "idx",
     "imagefolder",

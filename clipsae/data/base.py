@@ -21,6 +21,8 @@ from clipsae.data.images import POLICY_KEYS, ImagePolicy, load_rgb
 
 SPLITS = ("train", "test")
 _LAZY_PREFIX = "_lazy_"
+# Dataset keys read by the workflow itself (zero-shot prompts); everything else goes to the source.
+WORKFLOW_DATASET_KEYS = ("templates",)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,15 @@ def register(source: str) -> Callable[[Factory], Factory]:
         return factory
 
     return add
+
+
+def dataset_source_spec(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a ``datasets`` config entry that belongs to its source (no workflow keys).
+
+    Steps that only read images depend on this part alone, so editing a dataset's templates
+    reruns its zero-shot steps, not its preparation or extraction.
+    """
+    return {k: v for k, v in entry.items() if k not in WORKFLOW_DATASET_KEYS}
 
 
 def build_dataset(name: str, spec: Mapping[str, Any]) -> ImageDataset:

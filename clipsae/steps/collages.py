@@ -7,8 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from clipsae.config.validate import dataset_source_spec
-from clipsae.data import build_dataset, read_index
+from clipsae.data import build_dataset, dataset_source_spec, read_index
 from clipsae.interpret.collage import collage_latents, default_titles, write_collages
 from clipsae.interpret.features import STATS_FILE, TOP_FILE, WEAK_FILE
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from clipsae.activations.extract import ROW_INDEX_FILE
-from clipsae.config.validate import dataset_source_spec
-from clipsae.data import ImageDataset, Record, build_dataset, read_index
+from clipsae.data import ImageDataset, Record, build_dataset, dataset_source_spec, read_index
 from clipsae.data.index import BASE_COLUMNS, INDEX_FILE
 
 

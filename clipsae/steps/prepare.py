@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipsae.config.validate import dataset_source_spec
-from clipsae.data import build_dataset, write_index
+from clipsae.data import build_dataset, dataset_source_spec, write_index
 
 
 def prepare(name: str, entry: dict, out_dir: Path) -> None:
