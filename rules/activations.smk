@@ -8,6 +8,8 @@ rule extract_image:
         "logs/extract_image/{model}/{dataset}/{split}/{layer}.log",
     benchmark:
         "benchmarks/extract_image/{model}/{dataset}/{split}/{layer}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("extract_image", "threads")
     resources:
         mem_mb=res("extract_image", "mem_mb"),
@@ -15,23 +17,11 @@ rule extract_image:
         gpu=res("extract_image", "gpu"),
     params:
         model=model_entry,
-        dataset=dataset_entry,
-        extraction=config["extraction"],
-        device=config["device"],
+        dataset=dataset_source,
+        extraction=extraction_settings(),
+        code=code("extract_image"),
     script:
         "../workflow_scripts/extract_image.py"
-
-
-def text_source(w):
-    if w.name == "vocab":
-        return config["vocabulary"]
-    return f"{R}/data/{w.name.removeprefix('classes_')}/classes.json"
-
-
-def text_templates(w):
-    if w.name == "vocab":
-        return None
-    return config["datasets"][w.name.removeprefix("classes_")].get("templates")
 
 
 rule embed_text:
@@ -46,7 +36,9 @@ rule embed_text:
     benchmark:
         "benchmarks/embed_text/{model}/{name}.tsv"
     wildcard_constraints:
-        name="vocab|classes_(" + names("datasets") + ")",
+        name=f"vocab|classes_({names('datasets')})",
+    conda:
+        "../envs/torch.yaml"
     threads: res("embed_text", "threads")
     resources:
         mem_mb=res("embed_text", "mem_mb"),
@@ -55,5 +47,6 @@ rule embed_text:
     params:
         model=model_entry,
         templates=text_templates,
+        code=code("embed_text"),
     script:
         "../workflow_scripts/embed_text.py"

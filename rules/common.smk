@@ -5,12 +5,19 @@ import re
 from pathlib import Path
 
 from clipsae.config.validate import validate_config
+from clipsae.data import dataset_source_spec
 from clipsae.models.weights import built_weights
+from clipsae.runtime.fingerprint import code_fingerprint
 
 config = validate_config(config, Path(workflow.basedir))
 
 R = "results"
 SPLITS = ["train", "test"]
+# Settings that change how a job runs, never what it writes. Rule params are Snakemake's rerun
+# triggers, so these stay out of them; the scripts read them from `snakemake.config`.
+# (`device`, and `threads`/`resources`, which are not params anyway, belong here too.)
+MODEL_EXECUTION_KEYS = ("batch_size",)
+EXTRACTION_EXECUTION_KEYS = ("num_workers",)
 
 # Defaults for every rule; config `resources.<rule>` overrides any of them.
 DEFAULT_RESOURCES = {
@@ -53,11 +60,43 @@ wildcard_constraints:
 
 
 def model_entry(w):
-    return config["models"][w.model]
+    """What a model's outputs depend on: its weights, not which layers or at what batch size."""
+    entry = config["models"][w.model]
+    skip = ("layers", *MODEL_EXECUTION_KEYS)
+    return {key: value for key, value in entry.items() if key not in skip}
 
 
-def dataset_entry(w):
-    return config["datasets"][w.dataset]
+def dataset_source(w):
+    """The image source of a dataset, without its templates (those only reach embed_text)."""
+    return dataset_source_spec(config["datasets"][w.dataset])
+
+
+def extraction_settings():
+    """Shard dtype and size: what an extraction writes, without the DataLoader workers."""
+    settings = config["extraction"].items()
+    return {
+        key: value for key, value in settings if key not in EXTRACTION_EXECUTION_KEYS
+    }
+
+
+def code(rule_name):
+    """The rerun trigger for library code: a hash of what the rule's script imports, so an
+    edit to it reruns the rule (and, through its outputs, everything downstream)."""
+    return code_fingerprint(
+        Path(workflow.basedir) / "workflow_scripts" / f"{rule_name}.py"
+    )
+
+
+def text_source(w):
+    if w.name == "vocab":
+        return config["vocabulary"]
+    return f"{R}/data/{w.name.removeprefix('classes_')}/classes.json"
+
+
+def text_templates(w):
+    if w.name == "vocab":
+        return None
+    return config["datasets"][w.name.removeprefix("classes_")].get("templates")
 
 
 def model_weights(w):
@@ -90,3 +129,18 @@ def per_combo(pattern):
 
 RUN = "{model}/{layer}/{dataset}/{sae}"
 ACTS = f"{R}/activations/{{model}}/{{dataset}}/{{split}}/{{layer}}"
+
+
+# Settings that change how hard the VLM client tries, not what a name is: kept out of params
+# (as is `interpret.cache`, where answers are kept).
+VLM_EXECUTION_KEYS = ("concurrency", "timeout_s", "retries", "backoff_factor")
+
+
+def vlm_naming_params(w):
+    """What a VLM name depends on, plus whether the key is set (never the key itself): with no
+    key the rule writes 'skipped' rows, and setting the key later reruns it."""
+    vlm = config["interpret"]["vlm"]
+    env = vlm.get("api_key_env", "OPENROUTER_API_KEY")
+    key = "none needed" if env is None else ("set" if os.environ.get(env) else "unset")
+    kept = {k: v for k, v in vlm.items() if k not in VLM_EXECUTION_KEYS}
+    return {**kept, "api_key": key}

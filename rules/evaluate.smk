@@ -12,13 +12,15 @@ rule eval_reconstruction:
         f"logs/eval_reconstruction/{RUN}.log",
     benchmark:
         f"benchmarks/eval_reconstruction/{RUN}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("eval_reconstruction", "threads")
     resources:
         mem_mb=res("eval_reconstruction", "mem_mb"),
         runtime=res("eval_reconstruction", "runtime"),
         gpu=res("eval_reconstruction", "gpu"),
     params:
-        device=config["device"],
+        code=code("eval_reconstruction"),
     script:
         "../workflow_scripts/eval_reconstruction.py"
 
@@ -36,6 +38,8 @@ rule eval_zeroshot:
         f"logs/eval_zeroshot/{RUN}.log",
     benchmark:
         f"benchmarks/eval_zeroshot/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("eval_zeroshot", "threads")
     resources:
         mem_mb=res("eval_zeroshot", "mem_mb"),
@@ -43,7 +47,7 @@ rule eval_zeroshot:
         gpu=res("eval_zeroshot", "gpu"),
     params:
         model=model_entry,
-        dataset=dataset_entry,
-        device=config["device"],
+        dataset=dataset_source,
+        code=code("eval_zeroshot"),
     script:
         "../workflow_scripts/eval_zeroshot.py"

@@ -10,6 +10,8 @@ rule encode_features:
         f"logs/encode_features/{RUN}.log",
     benchmark:
         f"benchmarks/encode_features/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("encode_features", "threads")
     resources:
         mem_mb=res("encode_features", "mem_mb"),
@@ -19,7 +21,7 @@ rule encode_features:
         top_k=config["features"]["top_k"],
         n_weak=config["features"]["n_weak"],
         weak_quantile=config["features"]["weak_quantile"],
-        device=config["device"],
+        code=code("encode_features"),
     script:
         "../workflow_scripts/encode_features.py"
 
@@ -37,15 +39,18 @@ rule collages:
         f"logs/collages/{RUN}.log",
     benchmark:
         f"benchmarks/collages/{RUN}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("collages", "threads")
     resources:
         mem_mb=res("collages", "mem_mb"),
         runtime=res("collages", "runtime"),
     params:
-        dataset=dataset_entry,
+        dataset=dataset_source,
         n_latents=config["features"]["n_collages"],
         latents=config["features"]["latents"],
         tile=config["features"]["tile"],
+        code=code("collages"),
     script:
         "../workflow_scripts/collages.py"
 
@@ -61,6 +66,8 @@ rule name_by_vocab:
         f"logs/name_by_vocab/{RUN}.log",
     benchmark:
         f"benchmarks/name_by_vocab/{RUN}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("name_by_vocab", "threads")
     resources:
         mem_mb=res("name_by_vocab", "mem_mb"),
@@ -69,22 +76,9 @@ rule name_by_vocab:
         model=model_entry,
         top_n=config["naming"]["top_n"],
         center=config["naming"]["center"],
+        code=code("name_by_vocab"),
     script:
         "../workflow_scripts/name_by_vocab.py"
-
-
-# Settings that change how hard the client tries, not what a name is: kept out of params.
-VLM_EXECUTION_KEYS = ("concurrency", "timeout_s", "retries", "backoff_factor")
-
-
-def vlm_naming_params(w):
-    """What a VLM name depends on, plus whether the key is set (never the key itself): with no
-    key the rule writes 'skipped' rows, and setting the key later reruns it."""
-    vlm = config["interpret"]["vlm"]
-    env = vlm.get("api_key_env", "OPENROUTER_API_KEY")
-    key = "none needed" if env is None else ("set" if os.environ.get(env) else "unset")
-    kept = {k: v for k, v in vlm.items() if k not in VLM_EXECUTION_KEYS}
-    return {**kept, "api_key": key}
 
 
 rule interpret_vlm:
@@ -97,13 +91,15 @@ rule interpret_vlm:
         f"logs/interpret_vlm/{RUN}.log",
     benchmark:
         f"benchmarks/interpret_vlm/{RUN}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("interpret_vlm", "threads")
     resources:
         mem_mb=res("interpret_vlm", "mem_mb"),
         runtime=res("interpret_vlm", "runtime"),
     params:
         vlm=vlm_naming_params,
-        cache=config["interpret"]["cache"],
+        code=code("interpret_vlm"),
     script:
         "../workflow_scripts/interpret_vlm.py"
 
@@ -124,6 +120,8 @@ rule clean_interpretations:
         f"logs/clean_interpretations/{RUN}.log",
     benchmark:
         f"benchmarks/clean_interpretations/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("clean_interpretations", "threads")
     resources:
         mem_mb=res("clean_interpretations", "mem_mb"),
@@ -132,6 +130,6 @@ rule clean_interpretations:
     params:
         model=model_entry,
         scoring=config["interpret"]["scoring"],
-        device=config["device"],
+        code=code("clean_interpretations"),
     script:
         "../workflow_scripts/clean_interpretations.py"

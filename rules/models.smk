@@ -6,6 +6,8 @@ rule build_embedded_clip:
         "logs/build_embedded_clip/{model}.log",
     benchmark:
         "benchmarks/build_embedded_clip/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("build_embedded_clip", "threads")
     resources:
         mem_mb=res("build_embedded_clip", "mem_mb"),
@@ -14,6 +16,6 @@ rule build_embedded_clip:
     params:
         arch=lambda w: model_entry(w)["arch"],
         build=lambda w: model_entry(w)["build"],
-        device=config["device"],
+        code=code("build_embedded_clip"),
     script:
         "../workflow_scripts/build_embedded_clip.py"

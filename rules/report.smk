@@ -10,12 +10,15 @@ rule results_table:
         "logs/results_table.log",
     benchmark:
         "benchmarks/results_table.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("results_table", "threads")
     resources:
         mem_mb=res("results_table", "mem_mb"),
         runtime=res("results_table", "runtime"),
     params:
         runs=list(combos()),
+        code=code("results_table"),
     script:
         "../workflow_scripts/results_table.py"
 
@@ -45,6 +48,8 @@ rule report:
         "logs/report.log",
     benchmark:
         "benchmarks/report.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: res("report", "threads")
     resources:
         mem_mb=res("report", "mem_mb"),
@@ -54,5 +59,6 @@ rule report:
         extractions=list(extractions()),
         truth_runs=list(truth_runs()),
         steering_runs=steering_runs(),
+        code=code("report"),
     script:
         "../workflow_scripts/report.py"

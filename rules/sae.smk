@@ -7,10 +7,13 @@ rule train_sae:
         cfg=f"{R}/sae/{RUN}/cfg.json",
         log=f"{R}/sae/{RUN}/log.parquet",
         metrics=f"{R}/sae/{RUN}/metrics.json",
+        sparsity=f"{R}/sae/{RUN}/sparsity.safetensors",
     log:
         f"logs/train_sae/{RUN}.log",
     benchmark:
         f"benchmarks/train_sae/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("train_sae", "threads")
     resources:
         mem_mb=res("train_sae", "mem_mb"),
@@ -18,6 +21,6 @@ rule train_sae:
         gpu=res("train_sae", "gpu"),
     params:
         entry=lambda w: config["saes"][w.sae],
-        device=config["device"],
+        code=code("train_sae"),
     script:
         "../workflow_scripts/train_sae.py"

@@ -10,5 +10,5 @@ with job_log(snakemake.log[0]):
         snakemake.params.arch,
         snakemake.params.build,
         Path(snakemake.output.weights).parent,
-        snakemake.params.device,
+        snakemake.config["device"],
     )

@@ -20,5 +20,5 @@ with job_log(snakemake.log[0]):
         out_csv=Path(snakemake.output.table),
         out_summary=Path(snakemake.output.summary),
         sampling=DetectionSampling(**snakemake.params.scoring),
-        device=snakemake.params.device,
+        device=snakemake.config["device"],
     )

@@ -14,6 +14,6 @@ with job_log(snakemake.log[0]):
         Path(snakemake.input.acts),
         Path(snakemake.output.stats).parent,
         params.top_k,
-        params.device,
+        snakemake.config["device"],
         weak=weak,
     )

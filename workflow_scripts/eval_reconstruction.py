@@ -10,5 +10,5 @@ with job_log(snakemake.log[0]):
         Path(snakemake.input.sae[0]).parent,
         Path(snakemake.input.acts),
         Path(snakemake.output[0]),
-        snakemake.params.device,
+        snakemake.config["device"],
     )

@@ -6,9 +6,12 @@ from clipsae.runtime.logs import job_log
 from clipsae.steps.extract import extract
 
 w = snakemake.wildcards
+# The batch size and the workers change no output, so they come from the config, not params.
+model = {**snakemake.params.model, "batch_size": snakemake.config["models"][w.model]["batch_size"]}
+workers = snakemake.config["extraction"]["num_workers"]
 with job_log(snakemake.log[0]):
     extract(
-        snakemake.params.model,
+        model,
         snakemake.input.weights or None,
         w.dataset,
         snakemake.params.dataset,
@@ -16,6 +19,6 @@ with job_log(snakemake.log[0]):
         w.split,
         w.layer,
         Path(snakemake.output[0]),
-        snakemake.params.extraction,
-        snakemake.params.device,
+        {**snakemake.params.extraction, "num_workers": workers},
+        snakemake.config["device"],
     )

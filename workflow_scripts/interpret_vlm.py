@@ -10,6 +10,6 @@ with job_log(snakemake.log[0]):
         Path(snakemake.input.collages),
         config=VLMConfig.from_mapping(snakemake.config["interpret"]["vlm"]),
         out_csv=Path(snakemake.output.csv),
-        cache_dir=Path(snakemake.params.cache),
+        cache_dir=Path(snakemake.config["interpret"]["cache"]),
         summary=Path(snakemake.output.summary),
     )

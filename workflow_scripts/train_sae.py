@@ -20,5 +20,5 @@ with job_log(snakemake.log[0]):
             "training_data": snakemake.input.train,
             "validation_data": snakemake.input.val,
         },
-        device=snakemake.params.device,
+        device=snakemake.config["device"],
     )
