@@ -42,9 +42,9 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def probe(tree: Path) -> dict:
+def probe(tree: Path, scripts: Path | None = None) -> dict:
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tree / "workflow_scripts")],
+        [sys.executable, "-c", PROBE, str(scripts or tree / "workflow_scripts")],
         cwd=tree,
         env={"PYTHONPATH": str(tree)},
         capture_output=True,
@@ -104,6 +104,12 @@ def test_a_changed_workflow_script_changes_its_own_rule(tree: Path) -> None:
     script = tree / "workflow_scripts" / "report.py"
     script.write_text(script.read_text() + "\nassert True\n")
     assert changed_rules(before, probe(tree)) == {"report"}
+
+
+def test_where_the_scripts_live_changes_nothing(tree: Path) -> None:
+    """Scripts sorting before or after the package (``a_scripts/`` vs ``workflow_scripts/``)."""
+    elsewhere = shutil.copytree(tree / "workflow_scripts", tree / "a_scripts")
+    assert probe(tree)["fingerprints"] == probe(tree, elsewhere)["fingerprints"]
 
 
 def test_relative_and_submodule_imports_are_followed(tree: Path) -> None:

@@ -86,7 +86,7 @@ def weights(workdir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_killed_training_needs_rerun_incomplete_and_then_matches_a_clean_run(tmp_path):
-    for item in ("Snakefile", "rules", "workflow_scripts", "config"):
+    for item in ("Snakefile", "rules", "workflow_scripts", "envs", "config"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(tiny_config()))

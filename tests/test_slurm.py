@@ -153,7 +153,7 @@ def copy_workflow(destination: Path) -> Path:
         pytest.skip("the real workflow (Snakefile) is not in this checkout")
     destination.mkdir()
     shutil.copy(REPO / "Snakefile", destination)
-    for folder in ("rules", "config", "workflow_scripts"):
+    for folder in ("rules", "config", "workflow_scripts", "envs"):
         shutil.copytree(REPO / folder, destination / folder)
     return destination
 

@@ -73,7 +73,7 @@ def planned_jobs(dry_run_output: str) -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("workflow")
-    for item in ("Snakefile", "rules", "workflow_scripts"):
+    for item in ("Snakefile", "rules", "workflow_scripts", "envs"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
     shutil.copytree(ROOT / "config", work / "config")

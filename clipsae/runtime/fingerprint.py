@@ -137,6 +137,7 @@ def _label(path: Path) -> str:
 def code_fingerprint(entry: Path) -> str:
     """SHA-256 over the normalised code of ``entry``'s import closure, keyed by file path."""
     digest = hashlib.sha256()
-    for path in import_closure(Path(entry).resolve()):
-        digest.update(f"{_label(path)}\0{parse_module(path).code}\0".encode())
+    # Sorted by label, not by absolute path, so the checkout's location changes nothing.
+    for label, path in sorted((_label(p), p) for p in import_closure(Path(entry).resolve())):
+        digest.update(f"{label}\0{parse_module(path).code}\0".encode())
     return digest.hexdigest()
