@@ -1,11 +1,16 @@
-"""envs/*.yaml against pyproject.toml: the conda envs must install what `pip install .` does.
+"""envs/*.yaml against pyproject.toml and against the rules that use them.
 
-Both lists are edited by hand, so without this test a bumped pin in pyproject.toml would
-leave the cluster environments on the old version.
+The env files are edited by hand, so without these tests a bumped pin in pyproject.toml would
+leave the cluster environments on the old version, and a rule whose code starts importing a
+package its env lacks would fail only on the cluster. Building the envs needs conda and a
+network, so that is not tested here.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -15,6 +20,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from clipsae.runtime.fingerprint import PACKAGE, import_closure, parse_module
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
@@ -49,6 +56,32 @@ def compatible(env_spec: SpecifierSet, project_spec: SpecifierSet) -> bool:
     return len(env_spec) == 1 and len(pins) == 1 and Version(pins[0].version) in project_spec
 
 
+def rule_blocks() -> dict[str, tuple[Path, str]]:
+    """Rule name -> (its .smk file, the rule's text), for every rule in rules/."""
+    blocks = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+            if head := re.match(r"rule (\w+):", block):
+                blocks[head.group(1)] = (smk, block)
+    return blocks
+
+
+def directive(block: str, name: str) -> str | None:
+    found = re.search(rf"^    {name}:\n\s+\"([^\"]+)\"", block, re.M)
+    return found.group(1) if found else None
+
+
+def imported_distributions(script: Path) -> set[str]:
+    """Distributions whose modules the script's import closure names (stdlib and clipsae not)."""
+    names = {n for path in import_closure(script.resolve()) for n in parse_module(path).imports}
+    tops = {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {PACKAGE}
+    by_module = importlib.metadata.packages_distributions()
+    missing = sorted(tops - set(by_module))
+    assert not missing, f"{script.name} imports {missing}, which no installed distribution provides"
+    return {canonicalize_name(dist) for top in tops for dist in by_module[top]}
+
+
+RULES = rule_blocks()
 DEPENDENCIES = by_name(PYPROJECT["dependencies"])
 EXTRAS = by_name([req for reqs in PYPROJECT["optional-dependencies"].values() for req in reqs])
 
@@ -89,3 +122,22 @@ def test_compatible_rejects_drift() -> None:
     assert not compatible(SpecifierSet("==2.14.0"), SpecifierSet("==2.14.1"))
     assert not compatible(SpecifierSet(">=0.9"), SpecifierSet(">=1.0"))
     assert not compatible(SpecifierSet(""), SpecifierSet(">=1.0"))
+
+
+def test_the_rules_are_found() -> None:
+    assert {"prepare_dataset", "extract_image", "train_sae", "report"} <= set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_each_rule_names_an_env_that_installs_what_its_code_imports(rule: str) -> None:
+    smk, block = RULES[rule]
+    conda, script = directive(block, "conda"), directive(block, "script")
+    if script is None:
+        assert conda is None, f"rule {rule} runs no code but names an env"
+        return
+    assert conda is not None, f"rule {rule} ({smk.name}) has no conda: directive"
+    env_file = (smk.parent / conda).resolve()
+    assert env_file.parent == REPO / "envs" and env_file.is_file(), f"{rule}: {conda}"
+    installed = set(env_pip_requirements(env_file))
+    lacking = sorted(imported_distributions(smk.parent / script) - installed)
+    assert not lacking, f"rule {rule}: {env_file.name} lacks {lacking}, which its code imports"
