@@ -74,7 +74,8 @@ def test_a_trainer_change_changes_the_rules_that_import_the_trainer(tree: Path) 
     train.write_text(train.read_text() + "\nTRAINER_REVISION = 2\n")
     after = probe(tree)
     assert changed_rules(before, after) == {
-        "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features", "name_by_vocab"
+        "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features", "name_by_vocab",
+        "clean_interpretations",
     }  # fmt: skip
     # Every one of them loads SAEs through clipsae.sae, whose __init__ imports the trainer.
     assert all("clipsae/sae/train.py" in after["closures"][r] for r in changed_rules(before, after))
@@ -117,7 +118,7 @@ def test_relative_and_submodule_imports_are_followed(tree: Path) -> None:
     (tree / "clipsae" / "steps" / "probe_step.py").write_text(
         "from . import common\n"
         "from ..interpret import collage\n"
-        "from clipsae.report import markdown\n"
+        "from clipsae.report import table\n"
     )
     (tree / "workflow_scripts" / "probe_rule.py").write_text(
         "from clipsae.steps.probe_step import common\n"
@@ -131,7 +132,7 @@ def test_relative_and_submodule_imports_are_followed(tree: Path) -> None:
         "clipsae/steps/common.py",
         "clipsae/interpret/__init__.py",
         "clipsae/interpret/collage.py",
-        "clipsae/report/markdown.py",
+        "clipsae/report/table.py",
     } <= closure
     assert "clipsae/sae/train.py" not in closure
 

@@ -25,7 +25,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1"]
 TARGET = "results/report.md"
 AGGREGATES = {("results_table", ""), ("report", "")}
 PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                 "collages", "name_by_vocab"}  # fmt: skip
+                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations"}  # fmt: skip
 
 pytestmark = pytest.mark.slow
 
@@ -148,6 +148,7 @@ def test_execution_settings_replan_nothing(workdir: Path) -> None:
     config["device"] = "cpu"
     config["extraction"]["num_workers"] = 2
     config["models"]["tiny"]["batch_size"] = 16
+    config["interpret"] = {"cache": "elsewhere/vlm"}
     assert plan(workdir, config=config) == set()
 
 
@@ -176,9 +177,10 @@ def test_a_new_layer_plans_only_that_layers_jobs(workdir: Path) -> None:
     }
 
 
-def test_collage_code_replans_collages_and_the_report(workdir: Path) -> None:
+def test_collage_code_replans_collages_what_reads_them_and_the_report(workdir: Path) -> None:
+    # interpret_vlm names the collages; clean_interpretations reads those names.
     assert plan(workdir, code="interpret/collage.py") == {
-        *run_jobs({"collages"}),
+        *run_jobs({"collages", "interpret_vlm", "clean_interpretations"}),
         ("report", ""),
     }
 
