@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,8 +54,21 @@ def _is_docstring(statement: ast.stmt) -> bool:
     )
 
 
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in ``body``, nested ones included. Imports and docstrings are statements,
+    so this skips the expressions, which are most of a tree (a full ``ast.walk`` costs 3x)."""
+    for statement in body:
+        yield statement
+        for field in ("body", "orelse", "finalbody"):
+            nested = getattr(statement, field, None)
+            if isinstance(nested, list):
+                yield from _statements(nested)
+        for part in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
+            yield from _statements(part.body)
+
+
 def _strip_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
+    for node in (tree, *_statements(tree.body)):
         if isinstance(node, _DOCSTRING_OWNERS) and node.body and _is_docstring(node.body[0]):
             node.body = node.body[1:]
     return tree
@@ -64,7 +78,7 @@ def _imported_names(tree: ast.Module, path: Path) -> tuple[str, ...]:
     """Absolute names of every import in the file; ``from a import b`` gives ``a`` and ``a.b``
     (``a.b`` may be a module or just a name in ``a``: only modules resolve to files)."""
     names: list[str] = []
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
