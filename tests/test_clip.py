@@ -10,13 +10,8 @@ from safetensors.torch import save_file
 from clipsae.activations.extract import extract_activations, read_row_labels
 from clipsae.activations.shards import ActivationStore
 from clipsae.data import build_dataset
-from clipsae.models.clip import (
-    VisionActivations,
-    check_pretrained,
-    layer_width,
-    load_clip,
-    parse_layer,
-)
+from clipsae.models.architectures import check_pretrained, layer_width, parse_layer
+from clipsae.models.clip import VisionActivations, load_clip
 
 
 @pytest.fixture(scope="module")

@@ -116,9 +116,7 @@ def test_where_the_scripts_live_changes_nothing(tree: Path) -> None:
 def test_relative_and_submodule_imports_are_followed(tree: Path) -> None:
     """``from . import x``, ``from ..pkg import mod`` and ``from pkg import mod`` all count."""
     (tree / "clipsae" / "steps" / "probe_step.py").write_text(
-        "from . import common\n"
-        "from ..interpret import collage\n"
-        "from clipsae.report import table\n"
+        "from . import common\nfrom ..interpret import collage\nfrom clipsae.report import table\n"
     )
     (tree / "workflow_scripts" / "probe_rule.py").write_text(
         "from clipsae.steps.probe_step import common\n"

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from clipsae.activations.shards import ShardInfo, ShardMeta, ShardWriter, file_sha256
 from clipsae.data import ImageDataset, Record
 from clipsae.data.images import BadImage
-from clipsae.models.clip import LoadedClip, VisionActivations, layer_width, parse_layer
+from clipsae.models.architectures import layer_width, parse_layer
+from clipsae.models.clip import LoadedClip, VisionActivations
 from clipsae.runtime.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)

@@ -91,8 +91,8 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
     from clipsae.data import build_dataset
     from clipsae.interpret.vlm.config import VLMConfig
-    from clipsae.models.clip import check_pretrained, layer_width
-    from clipsae.models.embedded import BuildConfig
+    from clipsae.models.architectures import check_pretrained, layer_width
+    from clipsae.models.build_config import BuildConfig
     from clipsae.sae.entry import check_sae_spec
 
     problems: list[str] = []

@@ -16,7 +16,8 @@ from torch.nn import functional as F
 
 from clipsae.activations.extract import iter_image_batches
 from clipsae.data import ImageDataset, Record
-from clipsae.models.clip import LoadedClip, VisionActivations, parse_layer
+from clipsae.models.architectures import parse_layer
+from clipsae.models.clip import LoadedClip, VisionActivations
 
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]
 # CLIP's trained temperature; fixed so that KL values compare across models.

@@ -13,8 +13,6 @@ normalisation that zero-shot applies); ``block{N}`` is the residual stream after
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,71 +21,16 @@ import open_clip
 import torch
 from torch import nn
 
+from clipsae.models.architectures import (
+    EMBEDDED_CONFIG_DIR,
+    check_pretrained,
+    is_checkpoint_path,
+)
 from clipsae.runtime.device import pick_device
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(EMBEDDED_CONFIG_DIR)
-
-_BLOCK = re.compile(r"^block(\d+)$")
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-
-
-def architecture_config(arch: str) -> dict:
-    """The open_clip config of ``arch``; raises naming the known architectures if unknown."""
-    cfg = open_clip.get_model_config(arch)
-    if cfg is None:
-        raise ValueError(
-            f"unknown open_clip architecture {arch!r}; known: {', '.join(open_clip.list_models())}"
-        )
-    return cfg
-
-
-def vision_depth(arch: str) -> int:
-    layers = architecture_config(arch)["vision_cfg"]["layers"]
-    if not isinstance(layers, int):
-        raise ValueError(
-            f"{arch} has a non-transformer vision tower; only ViT models have block layers"
-        )
-    return layers
-
-
-def parse_layer(layer: str, arch: str) -> int | None:
-    """``final`` -> None, ``blockN`` -> N, validated against the depth of ``arch``."""
-    if layer == "final":
-        return None
-    match = _BLOCK.match(layer)
-    if not match:
-        raise ValueError(f"layer {layer!r} is neither 'final' nor 'block<N>'")
-    block, depth = int(match.group(1)), vision_depth(arch)
-    if block >= depth:
-        raise ValueError(
-            f"layer {layer!r} is out of range: {arch} has blocks block0..block{depth - 1}"
-        )
-    return block
-
-
-def layer_width(arch: str, layer: str) -> int:
-    cfg = architecture_config(arch)
-    return cfg["embed_dim"] if parse_layer(layer, arch) is None else cfg["vision_cfg"]["width"]
-
-
-def is_checkpoint_path(pretrained: str) -> bool:
-    return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in pretrained
-
-
-def check_pretrained(arch: str, pretrained: str) -> None:
-    """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job."""
-    architecture_config(arch)
-    if pretrained == "none" or is_checkpoint_path(pretrained):
-        return
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    if pretrained not in tags:
-        raise ValueError(
-            f"pretrained tag {pretrained!r} is not known for {arch}; "
-            f"known tags: {', '.join(tags) or 'none'}; or give a checkpoint path, or 'none'"
-        )
 
 
 @dataclass

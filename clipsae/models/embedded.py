@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from clipsae.data.synthetic import (
     render,
     sample_attributes,
 )
+from clipsae.models.build_config import BuildConfig
 from clipsae.models.clip import load_clip
 from clipsae.models.weights import WEIGHTS_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
@@ -36,22 +37,6 @@ log = logging.getLogger(__name__)
 
 # Keeps the caption stream apart from the dataset splits' streams (split index 0 and 1).
 _CAPTION_STREAM = 7
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    n_images: int = 8000
-    steps: int = 400
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    # Names from the synthetic palette; datasets the model reads should draw from the same ones.
-    colors: tuple[str, ...] = tuple(DEFAULT_COLORS)
-
-    def __post_init__(self) -> None:
-        """Configs and the command line give a list; an unknown name fails here, not mid-build."""
-        object.__setattr__(self, "colors", tuple(self.colors))
-        parse_colors(self.colors)
 
 
 def caption_variants(attrs: dict[str, str]) -> list[str]:

@@ -9,7 +9,8 @@ import polars as pl
 import torch
 
 from clipsae.interpret.naming import name_latents, write_names_csv
-from clipsae.models.clip import open_model, parse_layer
+from clipsae.models.architectures import parse_layer
+from clipsae.models.clip import open_model
 from clipsae.sae import load_sae
 
 

@@ -10,7 +10,8 @@ import numpy as np
 from clipsae.activations.extract import read_row_labels
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
 from clipsae.evaluate.zeroshot import zeroshot_on_embeddings, zeroshot_spliced
-from clipsae.models.clip import open_model, parse_layer
+from clipsae.models.architectures import parse_layer
+from clipsae.models.clip import open_model
 from clipsae.runtime.atomic import atomic_write_json
 from clipsae.runtime.device import pick_device
 from clipsae.sae import load_sae

@@ -1,0 +1,99 @@
+"""Architecture facts (configs, depths, layer names and widths) without importing open_clip.
+
+The config checks run at every Snakefile parse, where importing open_clip (and with it torch and
+torchvision) costs seconds. open_clip's registry is one JSON file per architecture in its
+``model_configs`` folder, plus the folders added to it (the project's own tiny architectures),
+so this reads the same files, found without importing the package. Names with a scheme
+(``hf-hub:``, ``local-dir:``) still go through open_clip, which resolves them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+EMBEDDED_CONFIG_DIR = Path(__file__).parent / "model_configs"
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+_BLOCK = re.compile(r"^block(\d+)$")
+_REQUIRED_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # what open_clip's registry requires
+
+
+@cache
+def _registry() -> dict[str, dict]:
+    """Architecture name -> config, as open_clip builds it (later folders override earlier)."""
+    spec = importlib.util.find_spec("open_clip")
+    folders = [Path(p) / "model_configs" for p in (spec.submodule_search_locations or [])]
+    configs = {}
+    for folder in [*folders, EMBEDDED_CONFIG_DIR]:
+        for path in sorted(folder.glob("*.json")):
+            cfg = json.loads(path.read_text())
+            if all(key in cfg for key in _REQUIRED_KEYS):
+                configs[path.stem] = cfg
+    return configs
+
+
+def architecture_config(arch: str) -> dict:
+    """The open_clip config of ``arch``; raises naming the known architectures if unknown."""
+    if ":" in arch:
+        import open_clip
+
+        cfg = open_clip.get_model_config(arch)
+    else:
+        cfg = _registry().get(arch)
+    if cfg is None:
+        known = ", ".join(sorted(_registry()))
+        raise ValueError(f"unknown open_clip architecture {arch!r}; known: {known}")
+    return json.loads(json.dumps(cfg))  # a copy: callers may edit it
+
+
+def vision_depth(arch: str) -> int:
+    layers = architecture_config(arch)["vision_cfg"]["layers"]
+    if not isinstance(layers, int):
+        raise ValueError(
+            f"{arch} has a non-transformer vision tower; only ViT models have block layers"
+        )
+    return layers
+
+
+def parse_layer(layer: str, arch: str) -> int | None:
+    """``final`` -> None, ``blockN`` -> N, validated against the depth of ``arch``."""
+    if layer == "final":
+        return None
+    match = _BLOCK.match(layer)
+    if not match:
+        raise ValueError(f"layer {layer!r} is neither 'final' nor 'block<N>'")
+    block, depth = int(match.group(1)), vision_depth(arch)
+    if block >= depth:
+        raise ValueError(
+            f"layer {layer!r} is out of range: {arch} has blocks block0..block{depth - 1}"
+        )
+    return block
+
+
+def layer_width(arch: str, layer: str) -> int:
+    cfg = architecture_config(arch)
+    return cfg["embed_dim"] if parse_layer(layer, arch) is None else cfg["vision_cfg"]["width"]
+
+
+def is_checkpoint_path(pretrained: str) -> bool:
+    return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in pretrained
+
+
+def check_pretrained(arch: str, pretrained: str) -> None:
+    """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job.
+    Only a tag needs open_clip's list; ``none`` and checkpoint paths are checked without it."""
+    architecture_config(arch)
+    if pretrained == "none" or is_checkpoint_path(pretrained):
+        return
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if pretrained not in tags:
+        raise ValueError(
+            f"pretrained tag {pretrained!r} is not known for {arch}; "
+            f"known tags: {', '.join(tags) or 'none'}; or give a checkpoint path, or 'none'"
+        )
