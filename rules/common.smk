@@ -6,6 +6,7 @@ from pathlib import Path
 
 from clipsae.config.validate import validate_config
 from clipsae.data import dataset_source_spec
+from clipsae.data.synthetic import SyntheticSpec
 from clipsae.models.weights import built_weights
 from clipsae.runtime.fingerprint import code_fingerprint
 
@@ -144,3 +145,29 @@ def vlm_naming_params(w):
     key = "none needed" if env is None else ("set" if os.environ.get(env) else "unset")
     kept = {k: v for k, v in vlm.items() if k not in VLM_EXECUTION_KEYS}
     return {**kept, "api_key": key}
+
+
+def truth_runs():
+    """The runs on generated datasets, where every image's factor values are known."""
+    for c in combos():
+        if config["datasets"][c["dataset"]]["source"] == "synthetic":
+            yield c
+
+
+def steering_runs():
+    return [c for c in truth_runs() if c["layer"] == "final"]
+
+
+def factor_of(dataset):
+    """The factor a generated dataset's labels are (its classes)."""
+    return config["datasets"][dataset].get("label_by", SyntheticSpec.label_by)
+
+
+def other_classes(w):
+    """Class embeddings of another generated dataset labelled by another factor: steering
+    should change this dataset's predictions and leave that one's alone."""
+    label_by = factor_of(w.dataset)
+    for name, entry in config["datasets"].items():
+        if entry["source"] == "synthetic" and factor_of(name) != label_by:
+            return f"{R}/text/{w.model}/classes_{name}.npy"
+    return []

@@ -1,34 +1,6 @@
 # The generated datasets know every image's factors (shape, colour, background, ...), so their
 # latents are checked against that truth, and steering is measured on the final embedding.
 
-from clipsae.data.synthetic import SyntheticSpec
-
-
-def truth_runs():
-    """The runs on generated datasets, where every image's factor values are known."""
-    for c in combos():
-        if config["datasets"][c["dataset"]]["source"] == "synthetic":
-            yield c
-
-
-def steering_runs():
-    return [c for c in truth_runs() if c["layer"] == "final"]
-
-
-def factor_of(dataset):
-    """The factor a generated dataset's labels are (its classes)."""
-    return config["datasets"][dataset].get("label_by", SyntheticSpec.label_by)
-
-
-def other_classes(w):
-    """Class embeddings of another generated dataset labelled by another factor: steering
-    should change this dataset's predictions and leave that one's alone."""
-    label_by = factor_of(w.dataset)
-    for name, entry in config["datasets"].items():
-        if entry["source"] == "synthetic" and factor_of(name) != label_by:
-            return f"{R}/text/{w.model}/classes_{name}.npy"
-    return []
-
 
 rule ground_truth:
     input:
@@ -45,6 +17,8 @@ rule ground_truth:
         f"logs/ground_truth/{RUN}.log",
     benchmark:
         f"benchmarks/ground_truth/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: res("ground_truth", "threads")
     resources:
         mem_mb=res("ground_truth", "mem_mb"),
@@ -53,7 +27,7 @@ rule ground_truth:
     params:
         top_n=config["naming"]["top_n"],
         center=config["naming"]["center"],
-        device=config["device"],
+        code=code("ground_truth"),
     script:
         "../workflow_scripts/ground_truth.py"
 
@@ -76,6 +50,8 @@ rule steering:
         f"benchmarks/steering/{RUN}.tsv"
     wildcard_constraints:
         layer="final",
+    conda:
+        "../envs/torch.yaml"
     threads: res("steering", "threads")
     resources:
         mem_mb=res("steering", "mem_mb"),
@@ -83,6 +59,6 @@ rule steering:
         gpu=res("steering", "gpu"),
     params:
         factor=lambda w: factor_of(w.dataset),
-        device=config["device"],
+        code=code("steering"),
     script:
         "../workflow_scripts/steering.py"

@@ -25,7 +25,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1"]
 TARGET = "results/report.md"
 AGGREGATES = {("results_table", ""), ("report", "")}
 PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations"}  # fmt: skip
+                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
+                 "ground_truth", "steering"}  # fmt: skip
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +159,8 @@ def test_templates_replan_only_that_datasets_text_and_zero_shot(workdir: Path) -
     assert plan(workdir, config=config) == {
         ("embed_text", "model=tiny, name=classes_colors"),
         *run_jobs({"eval_zeroshot"}, dataset="colors"),
+        # Steering reads its own classes and, as the control, the other factor's: both datasets.
+        *run_jobs({"steering"}),
         *AGGREGATES,
     }
 
@@ -172,7 +175,7 @@ def test_a_new_layer_plans_only_that_layers_jobs(workdir: Path) -> None:
     }
     assert plan(workdir, config=config) == {
         *extractions,
-        *run_jobs(PER_RUN_RULES, layer="block1"),
+        *run_jobs(PER_RUN_RULES - {"steering"}, layer="block1"),  # steering is final-only
         *AGGREGATES,
     }
 

@@ -19,5 +19,5 @@ with job_log(snakemake.log[0]):
         vocab_npy=Path(snakemake.input.vocab) if w.layer == "final" else None,
         top_n=snakemake.params.top_n,
         center=snakemake.params.center,
-        device=snakemake.params.device,
+        device=snakemake.config["device"],
     )

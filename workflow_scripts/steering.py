@@ -17,5 +17,5 @@ with job_log(snakemake.log[0]):
         factor=factor,
         other_classes_npy=Path(inputs.other) if inputs.other else None,
         index_dir=Path(inputs.index).parent,
-        device=snakemake.params.device,
+        device=snakemake.config["device"],
     )
