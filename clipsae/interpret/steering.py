@@ -38,7 +38,8 @@ from torch.nn import functional as F
 from clipsae.activations.extract import iter_image_batches
 from clipsae.data import ImageDataset, Record
 from clipsae.evaluate.zeroshot import LOGIT_SCALE
-from clipsae.models.clip import LoadedClip, VisionActivations, parse_layer
+from clipsae.models.architectures import parse_layer
+from clipsae.models.clip import LoadedClip, VisionActivations
 from clipsae.sae import SAE
 
 # One batch: clean image embeddings, the SAE's input activations, a function from a change of
