@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    clip = load_clip(args.arch, "none", "cpu")
+    clip = load_clip(args.arch, "none", device="cpu")
     spec = {"source": "synthetic", "n_train": args.images, "n_test": 0, "seed": 0}
     dataset = build_dataset("bench", spec)
     records = dataset.records()

@@ -250,7 +250,7 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def clip():
     torch.manual_seed(0)
-    return load_clip("clipsae-tiny-vit", "none", "cpu")
+    return load_clip("clipsae-tiny-vit", "none", device="cpu")
 
 
 def _extract(clip, spec: dict, out: Path, batch_size: int = 4, num_workers: int = 0):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,4 +87,70 @@ def test_build_clip_writes_a_loadable_checkpoint(tmp_path):
                  "--batch-size", "16"]) == 0  # fmt: skip
     info = json.loads((tmp_path / "build.json").read_text())
     assert info["config"]["steps"] == 3 and np.isfinite(info["final_loss"])
-    load_clip("clipsae-tiny-vit", str(tmp_path / "open_clip_model.safetensors"), "cpu")
+    load_clip("clipsae-tiny-vit", str(tmp_path / "open_clip_model.safetensors"), device="cpu")
+
+
+def _bad_inputs(root: Path) -> dict[str, Path]:
+    """One file per kind of bad activations input, named for what is wrong with it."""
+    rows = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    nan_rows = rows.copy()
+    nan_rows[3, 2] = np.nan
+    paths = {name: root / f"{name}.npy" for name in ("ok", "nan", "flat", "text")}
+    np.save(paths["ok"], rows)
+    np.save(paths["nan"], nan_rows)
+    np.save(paths["flat"], rows[0])
+    paths["text"].write_text("0.1 0.2 0.3\n")
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("missing", [], "missing.npy does not exist (expected a .npy file or a shard directory)"),
+        ("text", [], "text.npy is not a NumPy .npy file (it starts with b'0.1 0.'"),
+        ("nan", [], "nan.npy: row 3 has NaN or Inf values (1 rows in all)"),
+        (
+            "flat",
+            [],
+            "flat.npy: expected a 2-D array of activations (rows x width), got shape (8,)",
+        ),
+        ("ok", ["--k", "100"], "k must be in 1..d_sae=16, got 100"),
+    ],
+)
+def test_bad_activations_print_one_line_naming_the_file(tmp_path, capsys, name, flags, message):
+    path = _bad_inputs(tmp_path).get(name, tmp_path / f"{name}.npy")
+    argv = ["train-sae", "--activations", str(path), "--expansion", "2", *flags,
+            "--out", str(tmp_path / "sae")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("clipsae train-sae: error: "), err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "sae" / "sae_weights.safetensors").exists()
+
+
+def test_an_empty_image_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    argv = ["extract", "--images", str(tmp_path / "empty"), "--model", "clipsae-tiny-vit",
+            "--out", str(tmp_path / "acts")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"clipsae extract: error: {tmp_path / 'empty'}: no images (.bmp, ")
+
+
+def test_the_traceback_appears_only_with_verbose(tmp_path):
+    text = _bad_inputs(tmp_path)["text"]
+    argv = [sys.executable, "-m", "clipsae", "train-sae", "--activations", str(text),
+            "--out", str(tmp_path / "sae")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    quiet = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    assert (
+        quiet.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"clipsae train-sae: error: {text} is not a NumPy .npy file")
+    )
+    verbose = subprocess.run([*argv[:3], "-v", *argv[3:]], env=env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert verbose.returncode == 1
+    assert "Traceback (most recent call last)" in verbose.stderr and "ShardError" in verbose.stderr

@@ -17,7 +17,7 @@ from clipsae.models.clip import VisionActivations, load_clip
 @pytest.fixture(scope="module")
 def vit_b32():
     torch.manual_seed(0)
-    return load_clip("ViT-B-32", "none", "cpu")
+    return load_clip("ViT-B-32", "none", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +78,13 @@ def test_splicing_the_identity_changes_nothing_and_a_zero_cls_changes_the_output
 def test_a_local_checkpoint_loads_the_same_weights(vit_b32, images, tmp_path):
     path = tmp_path / "vit.safetensors"
     save_file({k: v.contiguous() for k, v in vit_b32.model.state_dict().items()}, str(path))
-    again = load_clip("ViT-B-32", str(path), "cpu")
+    again = load_clip("ViT-B-32", str(path), device="cpu")
     with torch.inference_mode():
         torch.testing.assert_close(
             again.model.encode_image(images), vit_b32.model.encode_image(images)
         )
     with pytest.raises(FileNotFoundError):
-        load_clip("ViT-B-32", str(tmp_path / "missing.safetensors"), "cpu")
+        load_clip("ViT-B-32", str(tmp_path / "missing.safetensors"), device="cpu")
 
 
 @pytest.mark.parametrize("layer", ["final", "block11"])

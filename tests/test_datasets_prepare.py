@@ -34,16 +34,23 @@ def test_prepare_from_config_ignores_workflow_keys(tmp_path):
     assert read_index(out)[0] == build_dataset("shapes", SPEC).records()
 
 
-def test_prepare_names_a_missing_dataset(tmp_path):
+def test_prepare_names_a_missing_dataset(tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"datasets": {"shapes": SPEC}}))
-    with pytest.raises(ValueError, match=r"config.yaml: no dataset 'nope'.*\['shapes'\]"):
-        main(["prepare", "--dataset", "nope", "--config", str(config), "--out", str(tmp_path)])
+    argv = ["prepare", "--dataset", "nope", "--config", str(config), "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"clipsae prepare: error: {config}: no dataset 'nope' under 'datasets' "
+        "(available: ['shapes'])\n"
+    )
 
 
-def test_prepare_rejects_bad_json(tmp_path):
-    with pytest.raises(ValueError, match="--spec-json is not valid JSON"):
-        main(["prepare", "--dataset", "d", "--spec-json", "{source:", "--out", str(tmp_path)])
+def test_prepare_rejects_bad_json(tmp_path, capsys):
+    argv = ["prepare", "--dataset", "d", "--spec-json", "{source:", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith(
+        "clipsae prepare: error: --spec-json is not valid JSON: Expecting property name"
+    )
 
 
 def test_prepare_needs_exactly_one_spec(tmp_path):

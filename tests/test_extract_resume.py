@@ -38,7 +38,7 @@ from clipsae.data import build_dataset
 from clipsae.activations.extract import extract_activations
 
 torch.manual_seed(0)
-clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+clip = load_clip("clipsae-tiny-vit", "none", device="cpu")
 ds = build_dataset("s", {spec!r})
 opened = ds.open_image
 ds.open_image = lambda record: (time.sleep(0.05), opened(record))[1]
@@ -71,7 +71,7 @@ class _Counting(ImageDataset):
 @pytest.fixture(scope="module")
 def clip():
     torch.manual_seed(0)  # the same weights as the child process
-    return load_clip("clipsae-tiny-vit", "none", "cpu")
+    return load_clip("clipsae-tiny-vit", "none", device="cpu")
 
 
 def _run(clip, dataset: ImageDataset, out: Path, shard_rows: int = SHARD_ROWS) -> None:

@@ -13,7 +13,7 @@ from clipsae.models.text import class_embeddings, encode_texts
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return load_clip("clipsae-tiny-vit", "none", "cpu")
+    return load_clip("clipsae-tiny-vit", "none", device="cpu")
 
 
 def test_prompt_ensemble_is_the_renormalised_mean_of_template_embeddings(tiny):

@@ -60,7 +60,7 @@ def test_identity_sae_leaves_embedding_zero_shot_unchanged():
 
 def test_spliced_identity_sae_equals_clip_and_a_bad_sae_does_not():
     torch.manual_seed(0)
-    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    clip = load_clip("clipsae-tiny-vit", "none", device="cpu")
     dataset = build_dataset("s", {"source": "synthetic", "n_train": 0, "n_test": 12, "seed": 4})
     records = dataset.records()
     classes = (

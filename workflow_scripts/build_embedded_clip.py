@@ -7,8 +7,8 @@ from clipsae.steps.build import build_model
 
 with job_log(snakemake.log[0]):
     build_model(
-        snakemake.params.arch,
-        snakemake.params.build,
-        Path(snakemake.output.weights).parent,
-        snakemake.config["device"],
+        arch=snakemake.params.arch,
+        build=snakemake.params.build,
+        out_dir=Path(snakemake.output.weights).parent,
+        device=snakemake.config["device"],
     )

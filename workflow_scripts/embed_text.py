@@ -6,12 +6,19 @@ from clipsae.steps.text import embed_classes, embed_vocab
 weights = snakemake.input.weights or None
 with job_log(snakemake.log[0]):
     if snakemake.wildcards.name == "vocab":
-        embed_vocab(snakemake.params.model, weights, snakemake.input.source, snakemake.output[0])
+        embed_vocab(
+            model=snakemake.params.model,
+            weights=weights,
+            vocab_tsv=snakemake.input.source,
+            out_npy=snakemake.output[0],
+            device=snakemake.config["device"],
+        )
     else:
         embed_classes(
-            snakemake.params.model,
-            weights,
-            snakemake.input.source,
-            snakemake.params.templates,
-            snakemake.output[0],
+            model=snakemake.params.model,
+            weights=weights,
+            classes_json=snakemake.input.source,
+            templates=snakemake.params.templates,
+            out_npy=snakemake.output[0],
+            device=snakemake.config["device"],
         )

@@ -10,10 +10,10 @@ params = snakemake.params
 weak = WeakSampling(n=params.n_weak, quantile=params.weak_quantile) if params.n_weak else None
 with job_log(snakemake.log[0]):
     encode_features(
-        Path(snakemake.input.sae[0]).parent,
-        Path(snakemake.input.acts),
-        Path(snakemake.output.stats).parent,
-        params.top_k,
-        snakemake.config["device"],
+        sae_dir=Path(snakemake.input.sae[0]).parent,
+        acts_dir=Path(snakemake.input.acts),
+        out_dir=Path(snakemake.output.stats).parent,
+        top_k=params.top_k,
+        device=snakemake.config["device"],
         weak=weak,
     )

@@ -7,8 +7,8 @@ from clipsae.steps.reconstruction import eval_reconstruction
 
 with job_log(snakemake.log[0]):
     eval_reconstruction(
-        Path(snakemake.input.sae[0]).parent,
-        Path(snakemake.input.acts),
-        Path(snakemake.output[0]),
-        snakemake.config["device"],
+        sae_dir=Path(snakemake.input.sae[0]).parent,
+        acts_dir=Path(snakemake.input.acts),
+        out_json=Path(snakemake.output[0]),
+        device=snakemake.config["device"],
     )

@@ -10,15 +10,15 @@ w = snakemake.wildcards
 model = {**snakemake.params.model, "batch_size": snakemake.config["models"][w.model]["batch_size"]}
 with job_log(snakemake.log[0]):
     eval_zeroshot(
-        Path(snakemake.input.sae[0]).parent,
-        Path(snakemake.input.acts),
-        Path(snakemake.input.classes),
-        w.layer,
-        model,
-        snakemake.input.weights or None,
-        w.dataset,
-        snakemake.params.dataset,
-        Path(snakemake.input.index).parent,
-        Path(snakemake.output[0]),
-        snakemake.config["device"],
+        sae_dir=Path(snakemake.input.sae[0]).parent,
+        acts_dir=Path(snakemake.input.acts),
+        classes_npy=Path(snakemake.input.classes),
+        layer=w.layer,
+        model=model,
+        weights=snakemake.input.weights or None,
+        dataset_name=w.dataset,
+        dataset_entry=snakemake.params.dataset,
+        index_dir=Path(snakemake.input.index).parent,
+        out_json=Path(snakemake.output[0]),
+        device=snakemake.config["device"],
     )

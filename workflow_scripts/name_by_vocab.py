@@ -7,12 +7,12 @@ from clipsae.steps.naming import name_by_vocab
 
 with job_log(snakemake.log[0]):
     name_by_vocab(
-        Path(snakemake.input.sae[0]).parent,
-        Path(snakemake.input.vocab),
-        snakemake.wildcards.layer,
-        snakemake.params.model,
-        snakemake.input.weights or None,
-        Path(snakemake.output[0]),
-        snakemake.params.top_n,
-        snakemake.params.center,
+        sae_dir=Path(snakemake.input.sae[0]).parent,
+        vocab_npy=Path(snakemake.input.vocab),
+        layer=snakemake.wildcards.layer,
+        model=snakemake.params.model,
+        weights=snakemake.input.weights or None,
+        out_csv=Path(snakemake.output[0]),
+        top_n=snakemake.params.top_n,
+        center=snakemake.params.center,
     )

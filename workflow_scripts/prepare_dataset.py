@@ -7,5 +7,7 @@ from clipsae.steps.prepare import prepare
 
 with job_log(snakemake.log[0]):
     prepare(
-        snakemake.wildcards.dataset, snakemake.params.entry, Path(snakemake.output.index).parent
+        name=snakemake.wildcards.dataset,
+        entry=snakemake.params.entry,
+        out_dir=Path(snakemake.output.index).parent,
     )

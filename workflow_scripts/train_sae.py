@@ -8,10 +8,10 @@ from clipsae.steps.train import train
 w = snakemake.wildcards
 with job_log(snakemake.log[0]):
     train(
-        snakemake.params.entry,
-        Path(snakemake.input.train),
-        Path(snakemake.input.val),
-        Path(snakemake.output.cfg).parent,
+        entry=snakemake.params.entry,
+        train_path=Path(snakemake.input.train),
+        val_path=Path(snakemake.input.val),
+        out_dir=Path(snakemake.output.cfg).parent,
         extra={
             "model": w.model,
             "layer": w.layer,

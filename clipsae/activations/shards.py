@@ -149,7 +149,7 @@ class ShardWriter:
 
 # meta.json ``extra`` keys that identify the activations' source: train and validation shards
 # that differ in one are from different models or layers, so a validation FVU would be meaningless.
-SOURCE_KEYS = ("arch", "pretrained", "layer")
+SOURCE_KEYS = ("arch", "pretrained", "seed", "layer")
 
 
 class ActivationStore:
@@ -249,19 +249,44 @@ def _same_kind(a: str, b: str) -> bool:
     return np.dtype(a).kind == np.dtype(b).kind
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def load_activations(path: Path, dtype: str = "float32") -> np.ndarray:
-    """Load a single ``.npy`` file or a whole shard directory into memory, checked finite here
-    because only here is the file known that an error should name."""
+    """Load a single ``.npy`` file or a whole shard directory into memory, checked here because
+    only here is the file known that an error should name: each error says which file and what
+    is wrong with it, rather than NumPy's guess (a text file is "pickled data" to it)."""
     path = Path(path)
     if path.is_dir():
         store = ActivationStore(path)
         store.check_all_finite()
         return store.load_all(dtype)
-    arr = np.load(path, mmap_mode="r")
+    arr = _open_npy(path)
     if arr.ndim != 2:
-        raise ShardError(f"{path}: expected a 2-D array of activations, got shape {arr.shape}")
+        raise ShardError(
+            f"{path}: expected a 2-D array of activations (rows x width), got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise ShardError(f"{path}: no activations in it (shape {arr.shape})")
+    if arr.dtype.kind not in "fiu":
+        raise ShardError(f"{path}: expected numbers, got an array of dtype {arr.dtype}")
     check_finite(arr, str(path))
     return np.asarray(arr, dtype=dtype)
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise ShardError(f"{path} does not exist (expected a .npy file or a shard directory)")
+    with open(path, "rb") as fh:
+        head = fh.read(len(NPY_MAGIC))
+    if head != NPY_MAGIC:
+        raise ShardError(
+            f"{path} is not a NumPy .npy file (it starts with {head!r}, not {NPY_MAGIC!r})"
+        )
+    try:
+        return np.load(path, mmap_mode="r")
+    except ValueError as exc:  # a truncated header, or an object array (pickles are refused)
+        raise ShardError(f"{path}: not a readable .npy array ({exc})") from exc
 
 
 EVAL_BATCH = 4096

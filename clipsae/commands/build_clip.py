@@ -6,6 +6,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from clipsae.commands import add_device_argument
 from clipsae.models.embedded import BuildConfig
 from clipsae.steps.build import build_model
 
@@ -20,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--colors", nargs="+", default=list(defaults.colors), help="palette colours in the captions"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     build = {f.name: getattr(args, f.name) for f in fields(BuildConfig)}
-    build_model(args.arch, build, args.out, args.device)
+    build_model(arch=args.arch, build=build, out_dir=args.out, device=args.device)
     return 0

@@ -3,7 +3,8 @@
 ``clipsae extract --images DIR --model ViT-B-32 --pretrained openai --layer final --out OUT``
 writes OUT/shard-*.npy, OUT/index.parquet (row, id, label) and OUT/meta.json. DIR may hold class
 sub-folders (labels follow them) or just images (every label is 0). ``--pretrained`` is an
-open_clip tag, a local checkpoint file, or ``none`` for random weights.
+open_clip tag, a local checkpoint file, or ``none`` for random weights drawn from ``--seed``
+(the same weights in every run). It calls the workflow's extract step.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from clipsae.activations.extract import extract_activations
+from clipsae.commands import add_device_argument, add_seed_argument
 from clipsae.data import ImageDataset, Record, build_dataset
 from clipsae.data.imagefolder import IMAGE_SUFFIXES
-from clipsae.models.clip import load_clip
+from clipsae.steps.extract import extract
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +56,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of images")
     parser.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-B-32")
     parser.add_argument("--pretrained", default="none", help="tag, checkpoint path, or none")
+    add_seed_argument(parser)
     parser.add_argument("--layer", default="final", help="final or block<N> (0-based)")
     parser.add_argument("--out", type=Path, required=True, help="output shard directory")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     parser.add_argument("--shard-rows", type=int, default=65536)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = open_folder(args.images)
-    clip = load_clip(args.model, args.pretrained, args.device)
-    meta = extract_activations(
-        clip,
-        dataset,
-        dataset.records(),
-        args.layer,
-        args.out,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        dtype=args.dtype,
-        shard_rows=args.shard_rows,
-        extra={"images": str(args.images), "pretrained": args.pretrained},
+    meta = extract(
+        model={
+            "arch": args.model,
+            "pretrained": args.pretrained,
+            "seed": args.seed,
+            "batch_size": args.batch_size,
+        },
+        weights=None,
+        dataset=dataset,
+        records=dataset.records(),
+        layer=args.layer,
+        out_dir=args.out,
+        extraction={
+            "dtype": args.dtype,
+            "shard_rows": args.shard_rows,
+            "num_workers": args.num_workers,
+        },
+        extra={"images": str(args.images)},
+        device=args.device,
     )
     log.info("%d images -> %s (%d x %d)", meta.n_rows, args.out, meta.n_rows, meta.d)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clipsae.commands import add_device_argument
 from clipsae.interpret.features import WeakSampling
 from clipsae.steps.features import encode_features
 
@@ -23,10 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weak rows are drawn from at or below this quantile of a latent's activations",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     weak = WeakSampling(args.n_weak, args.weak_quantile) if args.n_weak else None
-    encode_features(args.sae, args.activations, args.out, args.top_k, args.device, weak=weak)
+    encode_features(
+        sae_dir=args.sae,
+        acts_dir=args.activations,
+        out_dir=args.out,
+        top_k=args.top_k,
+        device=args.device,
+        weak=weak,
+    )
     return 0

@@ -23,5 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     directions = load_sae(args.sae).W_dec.detach().numpy()
-    name_directions(directions, args.vocab_embeddings, args.out, args.top_n, not args.no_center)
+    name_directions(
+        directions,
+        vocab_npy=args.vocab_embeddings,
+        out_csv=args.out,
+        top_n=args.top_n,
+        center=not args.no_center,
+    )
     return 0

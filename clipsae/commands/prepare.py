@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from clipsae.config.validate import dataset_entry_from_file
-from clipsae.data import build_dataset, write_index
-
-log = logging.getLogger(__name__)
+from clipsae.steps.prepare import prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
-def dataset_spec(args: argparse.Namespace) -> dict[str, Any]:
-    """The source spec named by the command line, with a message naming what is wrong."""
+def dataset_entry(args: argparse.Namespace) -> dict[str, Any]:
+    """The dataset entry named by the command line, with a message naming what is wrong."""
     if args.spec_json is not None:
         try:
             spec = json.loads(args.spec_json)
@@ -44,15 +38,5 @@ def dataset_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    ds = build_dataset(args.dataset, dataset_spec(args))
-    path = write_index(ds, args.out)
-    splits = Counter(pl.read_parquet(path, columns=["split"])["split"].to_list())
-    log.info(
-        "%s: %d images (%s), %d classes -> %s",
-        args.dataset,
-        splits.total(),
-        ", ".join(f"{k} {v}" for k, v in sorted(splits.items())),
-        len(ds.class_names),
-        path,
-    )
+    prepare(name=args.dataset, entry=dataset_entry(args), out_dir=args.out)
     return 0

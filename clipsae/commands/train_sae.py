@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from clipsae.commands import add_device_argument
 from clipsae.sae import ARCHITECTURES
 from clipsae.steps.train import train
 
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
         help="any other SAE or training key (see clipsae/sae/config.py)",
     )  # fmt: skip
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_device_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
@@ -56,5 +57,12 @@ def sae_entry(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     provenance = {"training_data": str(args.activations), "validation_data": str(args.val or "")}
-    train(sae_entry(args), args.activations, args.val, args.out, provenance, args.device)
+    train(
+        entry=sae_entry(args),
+        train_path=args.activations,
+        val_path=args.val,
+        out_dir=args.out,
+        extra=provenance,
+        device=args.device,
+    )
     return 0

@@ -91,7 +91,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks that need the code: known architectures, tags, layer ranges, k vs d_sae, paths."""
     from clipsae.data import build_dataset
     from clipsae.interpret.vlm.config import VLMConfig
-    from clipsae.models.architectures import check_pretrained, layer_width
+    from clipsae.models.architectures import check_pretrained, check_seed, layer_width
     from clipsae.models.build_config import BuildConfig
     from clipsae.sae.entry import check_sae_spec
 
@@ -110,6 +110,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
             attempt(f"{where}.build", lambda build: BuildConfig(**build), model["build"])
         else:
             attempt(f"{where}.pretrained", check_pretrained, model["arch"], model["pretrained"])
+        attempt(f"{where}.seed", check_seed, model["pretrained"], model["seed"])
         for i, layer in enumerate(model["layers"]):
             width = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)
             if width is None:

@@ -71,7 +71,10 @@ def zeroshot_on_embeddings(
     reconstruct: Reconstruct,
     device: torch.device,
 ) -> dict:
-    """For ``final``-layer activations already on disk: (embeddings, labels) batches."""
+    """For ``final``-layer activations already on disk: (embeddings, labels) batches.
+
+    The embeddings go to ``device``, where ``reconstruct`` must live; the tally follows them.
+    """
     tally = ZeroShotTally(class_embeddings)
     for emb, labels in batches:
         clean = torch.as_tensor(emb, device=device)
@@ -87,10 +90,14 @@ def zeroshot_spliced(
     layer: str,
     class_embeddings: np.ndarray,
     reconstruct: Reconstruct,
+    *,
     batch_size: int = 256,
     num_workers: int = 0,
 ) -> dict:
-    """For inner layers: run the images, splice the reconstruction in at the CLS token."""
+    """For inner layers: run the images, splice the reconstruction in at the CLS token.
+
+    The images go to ``clip.device``; ``reconstruct`` must live there too.
+    """
     encoder = VisionActivations(clip.model, parse_layer(layer, clip.arch))
     labels = torch.tensor([r.label for r in records])
     tally = ZeroShotTally(class_embeddings)

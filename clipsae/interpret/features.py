@@ -174,9 +174,11 @@ def latent_stats_and_top(
     """Per-latent statistics, the ``top_k`` highest-activating rows of every latent and, with
     ``weak``, a few of its weakly activating rows, all from one pass over ``batches``.
 
-    ``encode`` must map a float32 tensor (B, d_in) on ``device`` (default CPU) to non-negative codes
-    (B, d_sae). Rows are numbered globally in stream order, so ``row`` indexes the activation store
-    the batches came from. Ties between equal activations are broken arbitrarily by ``torch.topk``.
+    ``encode`` must map a float32 tensor (B, d_in) on ``device`` (default CPU) to non-negative
+    codes (B, d_sae): the batches and the running reductions live on ``device``, so it must be
+    the device the encoder's weights are on. Rows are numbered globally in stream order, so
+    ``row`` indexes the activation store the batches came from. Ties between equal activations
+    are broken arbitrarily by ``torch.topk``.
     Only rows with a positive activation enter the top table, so a latent that fires on three rows
     has three top rows, and a dead latent has none; the weak rows are never among the top rows.
     """

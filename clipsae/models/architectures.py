@@ -20,6 +20,8 @@ EMBEDDED_CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _BLOCK = re.compile(r"^block(\d+)$")
 _REQUIRED_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # what open_clip's registry requires
+# The seed of random weights (``pretrained: none``) when a model entry gives none.
+DEFAULT_SEED = 0
 
 
 @cache
@@ -96,4 +98,13 @@ def check_pretrained(arch: str, pretrained: str) -> None:
         raise ValueError(
             f"pretrained tag {pretrained!r} is not known for {arch}; "
             f"known tags: {', '.join(tags) or 'none'}; or give a checkpoint path, or 'none'"
+        )
+
+
+def check_seed(pretrained: str, seed: int) -> None:
+    """A seed only decides random weights: elsewhere a non-default one would be ignored silently."""
+    if seed != DEFAULT_SEED and pretrained != "none":
+        raise ValueError(
+            f"seed {seed} has no effect with pretrained {pretrained!r}: it seeds only the random "
+            "weights of pretrained: none (a built model has build.seed)"
         )

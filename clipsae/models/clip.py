@@ -1,7 +1,8 @@
 """Loading CLIP models through open_clip and reading the activations an SAE is trained on.
 
 A model is an open_clip architecture name plus a ``pretrained`` value: an open_clip tag
-(``openai``, ``laion2b_s34b_b79k``), a local checkpoint file, or ``none`` for random weights.
+(``openai``, ``laion2b_s34b_b79k``), a local checkpoint file, or ``none`` for random weights
+(drawn from the entry's ``seed``, so every job sees the same ones).
 The project ships its own tiny architectures (``clipsae/models/model_configs``) so the pipeline
 runs offline; they load through exactly the same open_clip code as ``ViT-B-32``.
 
@@ -22,11 +23,13 @@ import torch
 from torch import nn
 
 from clipsae.models.architectures import (
+    DEFAULT_SEED,
     EMBEDDED_CONFIG_DIR,
     check_pretrained,
+    check_seed,
     is_checkpoint_path,
 )
-from clipsae.runtime.device import pick_device
+from clipsae.runtime.device import DeviceSpec, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +45,30 @@ class LoadedClip:
     device: torch.device
 
 
-def load_clip(arch: str, pretrained: str = "none", device: str = "auto") -> LoadedClip:
-    """Build ``arch`` and load its weights; checkpoint files load without pickle."""
+def load_clip(
+    arch: str, pretrained: str = "none", *, device: DeviceSpec = "auto", seed: int = DEFAULT_SEED
+) -> LoadedClip:
+    """Build ``arch`` and load its weights; checkpoint files load without pickle.
+
+    Random weights (``none``) come from ``seed`` on a forked CPU generator: every process, job
+    and rerun sees the same model, and the caller's global RNG state is left as it was. open_clip
+    initialises on the CPU before moving the model, so the weights do not depend on the device.
+    """
     check_pretrained(arch, pretrained)
+    check_seed(pretrained, seed)
     if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
         raise FileNotFoundError(f"checkpoint {pretrained} does not exist")
     dev = pick_device(device)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        arch,
-        pretrained=None if pretrained == "none" else pretrained,
-        device=dev,
-        weights_only=True,
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch,
+            pretrained=None if pretrained == "none" else pretrained,
+            device=dev,
+            weights_only=True,
+        )
     model.eval()
-    log.info("loaded %s (pretrained=%s) on %s", arch, pretrained, dev)
+    log.info("loaded %s (pretrained=%s, seed=%d) on %s", arch, pretrained, seed, dev)
     return LoadedClip(model, preprocess, open_clip.get_tokenizer(arch), arch, dev)
 
 
@@ -106,10 +119,14 @@ class VisionActivations(nn.Module):
         return self.residual(images)[:, 0]
 
 
-def open_model(entry: dict, weights: Path | None = None, device: str = "auto") -> LoadedClip:
+def open_model(
+    entry: dict, weights: Path | None = None, *, device: DeviceSpec = "auto"
+) -> LoadedClip:
     """Load a ``models`` entry; ``weights`` is the built checkpoint for ``pretrained: build``."""
+    seed = entry.get("seed", DEFAULT_SEED)
     if entry["pretrained"] == "build":
         if weights is None:
             raise ValueError(f"model {entry['arch']} has pretrained: build but no built weights")
-        return load_clip(entry["arch"], str(weights), device)
-    return load_clip(entry["arch"], entry["pretrained"], device)
+        check_seed("build", seed)
+        return load_clip(entry["arch"], str(weights), device=device)
+    return load_clip(entry["arch"], entry["pretrained"], device=device, seed=seed)

@@ -31,6 +31,7 @@ from clipsae.models.build_config import BuildConfig
 from clipsae.models.clip import load_clip
 from clipsae.models.weights import WEIGHTS_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
+from clipsae.runtime.device import DeviceSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,11 @@ def _normalise(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
     return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 
-def build_embedded_clip(arch: str, out_dir: Path, cfg: BuildConfig, device: str = "auto") -> dict:
+def build_embedded_clip(
+    arch: str, out_dir: Path, cfg: BuildConfig, *, device: DeviceSpec = "auto"
+) -> dict:
     """Train ``arch`` from scratch and write ``open_clip_model.safetensors`` + ``build.json``."""
-    torch.manual_seed(cfg.seed)
-    clip = load_clip(arch, "none", device)
+    clip = load_clip(arch, "none", device=device, seed=cfg.seed)
     model, dev = clip.model, clip.device
     visual = model.visual
     size = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size

@@ -13,6 +13,7 @@ from clipsae.interpret.features import STATS_FILE, TOP_FILE, WEAK_FILE
 
 
 def collages(
+    *,
     features_dir: Path,
     acts_dir: Path,
     dataset_name: str,
@@ -21,7 +22,6 @@ def collages(
     out_dir: Path,
     n_latents: int,
     tile: int,
-    *,
     latents: Sequence[int] = (),
 ) -> None:
     """One collage per latent in ``latents`` (a configured list) and per one of the ``n_latents``

@@ -6,23 +6,24 @@ from pathlib import Path
 
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
 from clipsae.interpret.features import WeakSampling, latent_stats_and_top, write_features
-from clipsae.runtime.device import pick_device
+from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae
 
 DEFAULT_WEAK = WeakSampling()
 
 
 def encode_features(
+    *,
     sae_dir: Path,
     acts_dir: Path,
     out_dir: Path,
     top_k: int,
-    device: str = "auto",
-    *,
+    device: DeviceSpec = "auto",
     weak: WeakSampling | None = DEFAULT_WEAK,
 ) -> None:
     """Write the features tables; ``weak`` (default: 3 rows per latent from its lowest quartile)
-    gives collages their contrast row, ``None`` leaves ``weak_images.parquet`` empty."""
+    gives collages their contrast row, ``None`` leaves ``weak_images.parquet`` empty. The SAE
+    and the batches it encodes share the one device picked here."""
     dev = pick_device(device)
     sae = load_sae(Path(sae_dir), dev).eval()
     batches = ActivationStore(acts_dir).iter_batches(EVAL_BATCH)

@@ -12,6 +12,7 @@ from clipsae.interpret.naming import load_bilingual_vocab
 from clipsae.models.clip import open_model
 from clipsae.models.text import DEFAULT_TEMPLATES, class_embeddings, encode_texts
 from clipsae.runtime.atomic import atomic_output
+from clipsae.runtime.device import DeviceSpec
 
 
 def _save_embeddings(emb: np.ndarray, table: pl.DataFrame, out_npy: Path) -> None:
@@ -22,19 +23,30 @@ def _save_embeddings(emb: np.ndarray, table: pl.DataFrame, out_npy: Path) -> Non
 
 
 def embed_classes(
+    *,
     model: dict,
     weights: Path | None,
     classes_json: Path,
     templates: list[str] | None,
     out_npy: Path,
+    device: DeviceSpec = "auto",
 ) -> None:
-    clip = open_model(model, weights)
+    """Prompt-ensembled class embeddings in label order (the zero-shot classifier)."""
+    clip = open_model(model, weights, device=device)
     names = json.loads(Path(classes_json).read_text())["classes"]
     emb = class_embeddings(clip, names, templates or DEFAULT_TEMPLATES)
     _save_embeddings(emb, pl.DataFrame({"label": range(len(names)), "name": names}), out_npy)
 
 
-def embed_vocab(model: dict, weights: Path | None, vocab_tsv: Path, out_npy: Path) -> None:
-    clip = open_model(model, weights)
+def embed_vocab(
+    *,
+    model: dict,
+    weights: Path | None,
+    vocab_tsv: Path,
+    out_npy: Path,
+    device: DeviceSpec = "auto",
+) -> None:
+    """Embeddings of a bilingual vocabulary's English concepts (what latents are named by)."""
+    clip = open_model(model, weights, device=device)
     vocab = load_bilingual_vocab(Path(vocab_tsv))
     _save_embeddings(encode_texts(clip, vocab["en"].to_list()), vocab, out_npy)

@@ -8,19 +8,20 @@ import numpy as np
 
 from clipsae.activations.shards import ActivationStore, batches_of, open_activations
 from clipsae.runtime.atomic import atomic_write_json
-from clipsae.runtime.device import pick_device
+from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae, train_sae
 from clipsae.sae.entry import sae_configs
 from clipsae.sae.metrics import reconstruction_metrics
 
 
 def train(
+    *,
     entry: dict,
     train_path: Path,
     val_path: Path | None,
     out_dir: Path,
     extra: dict,
-    device: str | None = "auto",
+    device: DeviceSpec = "auto",
 ) -> dict:
     """Train the SAE of a config ``saes`` entry; metrics.json is measured on the validation rows
     when given, else on the training rows (and says which)."""
@@ -29,10 +30,9 @@ def train(
     d_in = train_data.d if isinstance(train_data, ActivationStore) else train_data.shape[1]
     cfg, tcfg = sae_configs(entry, d_in)
     extra = {**activation_source(train_data), **extra}
-    summary = train_sae(
-        train_data, cfg, tcfg, Path(out_dir), val=val_data, device=device, extra=extra
-    )
-    sae = load_sae(Path(out_dir), pick_device(device))
+    dev = pick_device(device)
+    summary = train_sae(train_data, cfg, tcfg, Path(out_dir), val=val_data, device=dev, extra=extra)
+    sae = load_sae(Path(out_dir), dev)
     evaluated = val_data if val_data is not None else train_data
     metrics = {
         **reconstruction_metrics(sae, batches_of(evaluated)),
@@ -44,11 +44,11 @@ def train(
 
 
 def activation_source(data: ActivationStore | np.ndarray) -> dict:
-    """What the training activations came from (CLIP architecture, weights, layer, dataset or
-    image folder, split) as their extraction recorded it, so the SAE's ``cfg.json`` (and an
+    """What the training activations came from (CLIP architecture, weights and their seed, layer,
+    dataset or image folder, split) as their extraction recorded it, so the SAE's ``cfg.json`` (and an
     export's model card) names its model without the workflow config. Nothing for a ``.npy``."""
     if not isinstance(data, ActivationStore):
         return {}
     recorded = data.meta.extra
-    keys = ("arch", "pretrained", "layer", "dataset", "images", "split")
+    keys = ("arch", "pretrained", "seed", "layer", "dataset", "images", "split")
     return {"activations": {key: recorded[key] for key in keys if key in recorded}}

@@ -13,7 +13,7 @@ from clipsae.evaluate.zeroshot import zeroshot_on_embeddings, zeroshot_spliced
 from clipsae.models.architectures import parse_layer
 from clipsae.models.clip import open_model
 from clipsae.runtime.atomic import atomic_write_json
-from clipsae.runtime.device import pick_device
+from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae
 from clipsae.steps.common import split_records
 
@@ -28,6 +28,7 @@ def labelled_batches(acts_dir: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
 
 
 def eval_zeroshot(
+    *,
     sae_dir: Path,
     acts_dir: Path,
     classes_npy: Path,
@@ -38,16 +39,19 @@ def eval_zeroshot(
     dataset_entry: dict,
     index_dir: Path,
     out_json: Path,
-    device: str = "auto",
-) -> None:
-    """Embedding layer: from stored activations. Inner layers: spliced forward over the images."""
+    device: DeviceSpec = "auto",
+) -> dict:
+    """Embedding layer: from stored activations. Inner layers: spliced forward over the images.
+
+    The SAE, the CLIP model and every input batch go to the one device picked here.
+    """
     dev = pick_device(device)
     sae = load_sae(Path(sae_dir), dev).eval()
     classes = np.load(classes_npy)
     if parse_layer(layer, model["arch"]) is None:
         result = zeroshot_on_embeddings(labelled_batches(Path(acts_dir)), classes, sae, dev)
     else:
-        clip = open_model(model, weights, device)
+        clip = open_model(model, weights, device=dev)
         dataset, records = split_records(dataset_name, dataset_entry, index_dir, "test")
         result = zeroshot_spliced(
             clip,
@@ -55,7 +59,8 @@ def eval_zeroshot(
             records,
             layer,
             classes,
-            sae.to(clip.device),
-            model.get("batch_size", 256),
+            sae,
+            batch_size=model.get("batch_size", 256),
         )
     atomic_write_json(result, Path(out_json))
+    return result
