@@ -27,7 +27,7 @@ from clipsae.data import build_dataset, read_index
 from clipsae.data.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, read_idx
 from clipsae.interpret.collage import collage_size, tile_origin
 from clipsae.steps.collages import collages
-from clipsae.steps.extract import extract
+from clipsae.steps.extract import extract_split
 from clipsae.steps.features import encode_features
 from clipsae.steps.prepare import prepare
 from clipsae.steps.train import train
@@ -188,14 +188,16 @@ def test_debian_fashion_mnist_labels_and_pixels_are_the_files() -> None:
 def _extract(name: str, entry: dict, *, work: Path, split: str) -> tuple[Path, ActivationStore]:
     """The ``final`` activations of one split of a prepared dataset, by the workflow's step."""
     out = work / "acts" / split / "final"
-    extract(MODEL, None, name, entry, work / "data", split, "final", out, EXTRACTION, device="cpu")
+    extract_split(model=MODEL, weights=None, dataset_name=name, dataset_entry=entry,
+                  index_dir=work / "data", split=split, layer="final", out_dir=out,
+                  extraction=EXTRACTION, device="cpu")  # fmt: skip
     return out, ActivationStore(out)
 
 
 @needs_debian
 def test_debian_fashion_mnist_goes_through_extraction_and_collages(tmp_path: Path) -> None:
     entry = {"source": "fashion_mnist", "max_images": 150, "seed": 3}
-    prepare("clothes", entry, tmp_path / "data")
+    prepare(name="clothes", entry=entry, out_dir=tmp_path / "data")
     records, classes = read_index(tmp_path / "data")
     assert classes == list(FASHION_MNIST_CLASSES)
     assert Counter(r.split for r in records) == {"train": 150, "test": 150}
@@ -215,9 +217,11 @@ def test_debian_fashion_mnist_goes_through_extraction_and_collages(tmp_path: Pat
     assert acts.std(axis=0).mean() > 1e-3
 
     sae_dir, features, tiles = tmp_path / "sae", tmp_path / "features", tmp_path / "collages"
-    train(TINY_SAE, acts_dir, None, sae_dir, extra={}, device="cpu")
-    encode_features(sae_dir, acts_dir, features, top_k=6, device="cpu")
-    collages(features, acts_dir, "clothes", entry, tmp_path / "data", tiles, 2, TILE)
+    train(entry=TINY_SAE, train_path=acts_dir, val_path=None, out_dir=sae_dir, extra={},
+          device="cpu")  # fmt: skip
+    encode_features(sae_dir=sae_dir, acts_dir=acts_dir, out_dir=features, top_k=6, device="cpu")
+    collages(features_dir=features, acts_dir=acts_dir, dataset_name="clothes", dataset_entry=entry,
+             index_dir=tmp_path / "data", out_dir=tiles, n_latents=2, tile=TILE)  # fmt: skip
     written = sorted(tiles.glob("latent_*.jpg"))
     assert len(written) == 2
     top = pl.read_parquet(features / "top_images.parquet")
@@ -255,7 +259,7 @@ def test_scikit_image_photos_go_through_an_imagefolder(tmp_path: Path) -> None:
         (tmp_path / "photos" / folder).mkdir(parents=True)
         shutil.copy(data_dir / file, tmp_path / "photos" / folder / file)
     entry = {"source": "imagefolder", "root": str(tmp_path / "photos"), "test_fraction": 0.0}
-    prepare("photos", entry, tmp_path / "data")
+    prepare(name="photos", entry=entry, out_dir=tmp_path / "data")
     records, classes = read_index(tmp_path / "data")
     assert classes == sorted(SKIMAGE_PHOTOS)
     ds = build_dataset("photos", entry)

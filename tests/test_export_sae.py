@@ -64,7 +64,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         entry = {"arch": arch, "d_sae": 64, **model_keys, **train_keys}
         entry |= {"lr": 3e-3, "batch_size": 100, "epochs": 1, "warmup_frac": 5 / 12}
         dirs[arch] = root / arch
-        train(entry, acts, val, dirs[arch], {**PROVENANCE, "sae": arch, **paths})
+        train(entry=entry, train_path=acts, val_path=val, out_dir=dirs[arch],
+              extra={**PROVENANCE, "sae": arch, **paths})  # fmt: skip
     return dirs
 
 

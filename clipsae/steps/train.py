@@ -44,9 +44,10 @@ def train(
 
 
 def activation_source(data: ActivationStore | np.ndarray) -> dict:
-    """What the training activations came from (CLIP architecture, weights and their seed, layer,
-    dataset or image folder, split) as their extraction recorded it, so the SAE's ``cfg.json`` (and an
-    export's model card) names its model without the workflow config. Nothing for a ``.npy``."""
+    """What the training activations came from (CLIP architecture, weights and their seed,
+    layer, dataset or image folder, split) as their extraction recorded it, so the SAE's
+    ``cfg.json`` (and an export's model card) names its model without the workflow config.
+    Nothing for a ``.npy``."""
     if not isinstance(data, ActivationStore):
         return {}
     recorded = data.meta.extra
