@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from clipsae.models.clip import DEFAULT_SEED
 
-def add_device_argument(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``, resolved by ``clipsae.runtime.device.pick_device`` like the config key."""
     parser.add_argument(
         "--device",
-        default=default,
+        default="auto",
         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N; cuda without CUDA is "
         "an error",
     )
@@ -18,5 +20,8 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str = "auto") 
 def add_seed_argument(parser: argparse.ArgumentParser) -> None:
     """``--seed`` of random weights, the ``seed`` of a config's model entry."""
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random weights of --pretrained none"
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="seed of the random weights of --pretrained none",
     )
