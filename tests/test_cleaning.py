@@ -297,7 +297,7 @@ def test_real_names_are_not_taken_for_no_pattern(label) -> None:
 def test_agreement_uses_clip_text_embeddings_of_both_names(files) -> None:
     vocab, vlm = files
     torch.manual_seed(0)
-    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    clip = load_clip("clipsae-tiny-vit", "none", device="cpu")
     result = clean_interpretations(
         vocab_names=vocab, vlm_names=vlm, embed=lambda texts: encode_texts(clip, texts)
     )

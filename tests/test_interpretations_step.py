@@ -94,7 +94,7 @@ def test_step_writes_scored_interpretations_and_summary(inputs) -> None:
     assert summary["agreement"]["n"] == 1
     # the scores are those of the chosen labels against the same codes and embeddings
     torch.manual_seed(0)
-    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    clip = load_clip("clipsae-tiny-vit", "none", device="cpu")
     with torch.inference_mode():
         codes = load_sae(tmp_path / "sae").encode(torch.from_numpy(final)).numpy()
     expected = score_names(

@@ -21,7 +21,7 @@ from clipsae.interpret.scoring import DetectionSampling, latent_activations
 from clipsae.models.clip import open_model
 from clipsae.models.text import encode_texts
 from clipsae.runtime.atomic import atomic_write_json
-from clipsae.runtime.device import pick_device
+from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae
 
 
@@ -53,7 +53,7 @@ def clean_and_score_names(
     out_csv: Path,
     out_summary: Path,
     sampling: DetectionSampling,
-    device: str = "auto",
+    device: DeviceSpec = "auto",
 ) -> None:
     """Write ``interpretations.csv`` and its summary JSON for one SAE.
 
@@ -64,7 +64,7 @@ def clean_and_score_names(
     """
     check_same_rows(Path(layer_acts), Path(final_acts))
     torch_device = pick_device(device)
-    clip = open_model(model, weights, str(torch_device))
+    clip = open_model(model, weights, device=torch_device)
 
     def embed(texts: list[str]) -> np.ndarray:
         return encode_texts(clip, texts)
