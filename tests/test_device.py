@@ -91,7 +91,7 @@ def test_features_encode_inputs_on_the_given_device():
     sae = build_sae(SAEConfig(arch="topk", d_in=8, d_sae=16, k=2)).to(dev).eval()
     encode = DeviceLog(sae.encode)
     batches = np.random.default_rng(0).normal(size=(3, 5, 8)).astype(np.float32)
-    stats, _ = latent_stats_and_top(encode, batches, 16, 2, device=dev)
+    stats = latent_stats_and_top(encode, batches, 16, 2, device=dev).stats
     assert encode.devices == {dev} == {p.device for p in sae.parameters()}
     assert stats["fire_count"].sum() == 15 * 2
 

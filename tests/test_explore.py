@@ -54,9 +54,9 @@ def run(tmp_path_factory) -> dict:
     torch.manual_seed(0)
     weights = built_weights(results / "models", "tiny")
     weights.parent.mkdir(parents=True)
-    random_model = load_clip(ARCH, "none", "cpu").model
+    random_model = load_clip(ARCH, "none", device="cpu").model
     save_file({k: v.contiguous() for k, v in random_model.state_dict().items()}, str(weights))
-    clip = load_clip(ARCH, str(weights), "cpu")
+    clip = load_clip(ARCH, str(weights), device="cpu")
 
     the_run = Run(results, "tiny", "final", "shapes", "topk8-x8")
     acts_dir = the_run.activations("test")
@@ -76,7 +76,8 @@ def run(tmp_path_factory) -> dict:
     with torch.no_grad():
         sae.W_dec[planted] = torch.from_numpy(text)
     save_sae(sae, the_run.sae_dir)
-    encode_features(the_run.sae_dir, acts_dir, the_run.features_dir, top_k=3, device="cpu")
+    encode_features(sae_dir=the_run.sae_dir, acts_dir=acts_dir, out_dir=the_run.features_dir,
+                    top_k=3, device="cpu")  # fmt: skip
 
     names = pl.DataFrame(
         {
@@ -237,8 +238,9 @@ def test_collage_contrast_row_shows_weakly_activating_images(run, tmp_path) -> N
     assert set(weak_rows["row"]).isdisjoint(top.filter(pl.col("latent") == latent)["row"])
 
     out = tmp_path / "collages"
-    collages(the_run.features_dir, the_run.activations("test"), "shapes", DATASET,
-             the_run.index_dir, out, n_latents=1, tile=48, latents=[run["planted"]])  # fmt: skip
+    collages(features_dir=the_run.features_dir, acts_dir=the_run.activations("test"),
+             dataset_name="shapes", dataset_entry=DATASET, index_dir=the_run.index_dir,
+             out_dir=out, n_latents=1, tile=48, latents=[run["planted"]])  # fmt: skip
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted({f"latent_{run['planted']:05d}.jpg", f"latent_{latent:05d}.jpg"})
     with Image.open(out / f"latent_{latent:05d}.jpg") as image:

@@ -194,7 +194,7 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
     """A block-1 SAE on a random tiny CLIP: ablating a latent that never fires changes no
     prediction, amplifying it far changes many; the edit is spliced into the CLS token."""
     torch.manual_seed(0)
-    clip = load_clip("clipsae-tiny-vit", "none", "cpu")
+    clip = load_clip("clipsae-tiny-vit", "none", device="cpu")
     entry = {"source": "synthetic", "n_train": 0, "n_test": 16, "seed": 4, "label_by": "color"}
     dataset = build_dataset("s", entry)
     write_index(dataset, tmp_path / "data")

@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     run_ = run_of(args)
     entry, weights = run_.model_entry(args.split)
     query = encode_texts(run_.open_clip(args.device, args.split), [args.text])[0]
-    directions = concept_directions(run_.sae_dir, args.layer, entry, weights)
+    directions = concept_directions(
+        sae_dir=run_.sae_dir, layer=args.layer, model=entry, weights=weights
+    )
     stats_path = run_.features_dir / STATS_FILE
     live = None
     if stats_path.is_file():

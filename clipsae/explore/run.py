@@ -68,21 +68,23 @@ class Run:
         return next((folder / n for n in NAMES_FILES if (folder / n).is_file()), None)
 
     def model_entry(self, split: str = "test") -> tuple[dict, Path | None]:
-        """The ``models`` entry (``arch``, ``pretrained``) the activations were made with, and
-        the built weights for ``pretrained: build``."""
+        """The ``models`` entry (``arch``, ``pretrained``, the ``seed`` of random weights) the
+        activations were made with, and the built weights for ``pretrained: build``."""
         meta = ShardMeta.read(self.activations(split))
         missing = [key for key in ("arch", "pretrained") if key not in meta.extra]
         if missing:
             raise ValueError(f"{self.activations(split)}/meta.json does not record {missing}")
         entry = {"arch": meta.extra["arch"], "pretrained": meta.extra["pretrained"]}
-        if entry["pretrained"] == "none":
-            log.warning("%s has random weights (pretrained: none): a new load differs", self.model)
+        if entry["pretrained"] == "none" and "seed" in meta.extra:
+            entry["seed"] = meta.extra["seed"]
+        elif entry["pretrained"] == "none":  # extracted before random weights were seeded
+            log.warning("%s has unseeded random weights: a new load differs", self.model)
         weights = built_weights(self.results / "models", self.model)
         return entry, weights if entry["pretrained"] == "build" else None
 
     def open_clip(self, device: str = "auto", split: str = "test") -> LoadedClip:
         entry, weights = self.model_entry(split)
-        return open_model(entry, weights, device)
+        return open_model(entry, weights, device=device)
 
 
 def read_names(path: Path) -> pl.DataFrame:

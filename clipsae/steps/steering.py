@@ -146,7 +146,7 @@ def _forwards(
         return embedding_forwards(ActivationStore(acts_dir).iter_batches(EVAL_BATCH), dev), rows
     if index_dir is None:
         raise ValueError("steering a block layer needs the prepared dataset (index_dir)")
-    clip = open_model(spliced.model, spliced.weights, str(dev))
+    clip = open_model(spliced.model, spliced.weights, device=dev)
     dataset, records = split_records(
         spliced.dataset_name, spliced.dataset_entry, index_dir, spliced.split
     )
