@@ -23,7 +23,8 @@ from clipsae.interpret.features import latent_stats_and_top
 from clipsae.models.clip import open_model
 from clipsae.models.text import encode_texts
 from clipsae.runtime.device import pick_device
-from clipsae.sae import SAEConfig, build_sae
+from clipsae.sae import build_sae
+from clipsae.sae.config import TopKConfig
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
 CPU = torch.device("cpu")
@@ -88,7 +89,7 @@ def test_the_command_line_reports_cuda_without_cuda_in_one_line(tmp_path, capsys
 
 def test_features_encode_inputs_on_the_given_device():
     dev = pick_device("cpu")
-    sae = build_sae(SAEConfig(arch="topk", d_in=8, d_sae=16, k=2)).to(dev).eval()
+    sae = build_sae(TopKConfig(d_in=8, d_sae=16, k=2)).to(dev).eval()
     encode = DeviceLog(sae.encode)
     batches = np.random.default_rng(0).normal(size=(3, 5, 8)).astype(np.float32)
     stats = latent_stats_and_top(encode, batches, 16, 2, device=dev).stats
@@ -98,7 +99,7 @@ def test_features_encode_inputs_on_the_given_device():
 
 def test_zero_shot_feeds_the_sae_on_the_given_device():
     dev = pick_device("cpu")
-    sae = build_sae(SAEConfig(arch="topk", d_in=8, d_sae=16, k=2)).to(dev).eval()
+    sae = build_sae(TopKConfig(d_in=8, d_sae=16, k=2)).to(dev).eval()
     reconstruct = DeviceLog(sae)
     rng = np.random.default_rng(1)
     classes = rng.normal(size=(3, 8)).astype(np.float32)
