@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipsae.models.clip import DEFAULT_SEED
+from clipsae.models.architectures import DEFAULT_SEED
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
