@@ -52,7 +52,7 @@ def _run_files(root: Path, i: int) -> dict[str, str]:
     pl.DataFrame({"latent": [3, 7, 9], "label_en": ["red", "circle", "x"],
                   "label_ru": ["красный", "круг", "х"], "description_en": ["", "", ""],
                   "description_ru": ["", "", ""], "source": ["vlm", "vocabulary", "vocabulary"],
-                  "score": [0.97, 0.61, None], "flags": ["", "", ""]}).write_csv(
+                  "score": [0.97, 0.61, None] if i == 0 else [None] * 3, "flags": ["", "", ""]}).write_csv(
         d / "interpretations.csv"
     )  # fmt: skip
     detection = {"n_scored": 2, "median_auroc": 0.79, "median_shuffled": 0.5}
@@ -138,6 +138,8 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     )
     assert "| 0.79 | 0.5 | 0.70 / 0.79 / 0.88 | `      █  █` |" in text
     assert "no_pattern: 1" in text
+    # A run whose names could not be scored (too few images) still reports, with blank scores.
+    assert "| topk on tiny / block2 / shapes | 2 | 0.79 | 0.5 |  |  |" in text
     truth_row = (
         "| topk on tiny / final / shapes | sae | 90% | color 100%, shape 80% | 0.9 | 0.99 "
         "| 75% / 100% | monosemantic: 40, mixed: 10 |"

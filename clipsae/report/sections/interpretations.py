@@ -26,7 +26,11 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 def _row(inputs: ReportInputs, i: int) -> tuple:
     run = inputs.runs[i]
     summary = read_json(run["interpretations_summary"])
-    scores = pl.read_csv(run["interpretations"])["score"].drop_nulls().to_numpy()
+    scores = (
+        pl.read_csv(run["interpretations"], schema_overrides={"score": pl.Float64})["score"]
+        .drop_nulls()
+        .to_numpy()
+    )
     detection = summary["detection"]
     quartiles = (
         " / ".join(f"{q:.2f}" for q in np.quantile(scores, [0.25, 0.5, 0.75]))

@@ -22,7 +22,7 @@ def _vlm_label(vlm: dict[int, dict], latent: int) -> str:
 
 def _run_lines(run: RunFiles, inputs: ReportInputs) -> list[str]:
     stats = pl.read_parquet(run["stats"])
-    chosen = pl.read_csv(run["interpretations"])
+    chosen = pl.read_csv(run["interpretations"], schema_overrides={"score": pl.Float64})
     vocab = {r["latent"]: r for r in pl.read_csv(run["names"]).iter_rows(named=True)}
     vlm = {
         r["latent"]: r
