@@ -44,7 +44,7 @@ LOCAL_RULES = {"results_table", "report"}
 # Two fake GPUs let two GPU jobs overlap, as they would on a real multi-GPU node.
 NODE_ENV = {"SLURM_CI_CPUS": "16", "SLURM_CI_MEM_MB": "65536", "SLURM_CI_FAKE_GPUS": "2"}
 # The demo workflow cut down to one model layer, dataset and SAE, each as small as the schema
-# allows: 8 SLURM jobs in 5 waves plus the local results_table.
+# allows; run to the report, every rule but the two local aggregates goes through SLURM.
 REAL_CI_CONFIG = {
     "vocabulary": "config/vocab/concepts_en_ru.tsv",
     "models": {
@@ -248,18 +248,18 @@ class Run:
         return f"{relative[0].removeprefix('rule_')}/{'/'.join(relative[1:])}"
 
 
-def run_snakemake(workdir: Path, *args: str) -> Run:
+def run_snakemake(workdir: Path, *args: str, timeout_s: int = RUN_TIMEOUT_S) -> Run:
     """Run snakemake in the namespace; SIGINT on timeout, because SIGTERM does not stop it."""
-    command = ["timeout", "-s", "INT", "-k", "30", str(RUN_TIMEOUT_S)]
+    command = ["timeout", "-s", "INT", "-k", "30", str(timeout_s)]
     command += ["bash", str(CLUSTER_SCRIPT), "exec", str(SNAKEMAKE), *args]
     result = subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT_S + 60
+        command, cwd=workdir, capture_output=True, text=True, timeout=timeout_s + 60
     )
     assert result.returncode != 124, f"snakemake hung:\n{result.stderr[-3000:]}"
     return Run(workdir, result.returncode, result.stdout + result.stderr)
 
 
-def run_on_slurm(workdir: Path, *args: str) -> Run:
+def run_on_slurm(workdir: Path, *args: str, timeout_s: int = RUN_TIMEOUT_S) -> Run:
     # The first status check after 2 s instead of 40 s; MinJobAge (300 s) stays above 3x this.
     return run_snakemake(
         workdir,
@@ -269,6 +269,7 @@ def run_on_slurm(workdir: Path, *args: str) -> Run:
         "2",
         "--verbose",
         *args,
+        timeout_s=timeout_s,
     )
 
 
@@ -371,11 +372,14 @@ def test_failing_slurm_job_fails_the_run(toy_on_slurm: Run) -> None:
 def test_real_workflow_runs_on_slurm(cluster: None, tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(REAL_CI_CONFIG))
-    run = run_on_slurm(workdir, "results/tables/results.parquet")
+    # Every rule of the DAG, to the report, so that no rule breaks only on a cluster.
+    planned = set(job_resources(dry_run(workdir, "results/report.md"))) - LOCAL_RULES
+    run = run_on_slurm(workdir, "results/report.md", timeout_s=3 * RUN_TIMEOUT_S)
     assert run.returncode == 0, run.output[-5000:]
     assert pl.read_parquet(workdir / "results" / "tables" / "results.parquet").height > 0
+    assert "## Results" in (workdir / "results" / "report.md").read_text()
     rules_run = {job.split("/")[0] for job in run.slurm_job_ids()}
-    assert rules_run == GPU_RULES - {"encode_features"} | {"prepare_dataset", "eval_reconstruction"}
+    assert rules_run == planned and {"steering", "clean_interpretations"} <= rules_run
     for comment, call in run.sbatch_calls().items():
         rule = re.match(r"rule_(\w+?)_wildcards_", comment).group(1)
         assert ("--gpus=1" in call) == (rule in GPU_RULES), call
