@@ -52,7 +52,8 @@ def _run_files(root: Path, i: int) -> dict[str, str]:
     pl.DataFrame({"latent": [3, 7, 9], "label_en": ["red", "circle", "x"],
                   "label_ru": ["красный", "круг", "х"], "description_en": ["", "", ""],
                   "description_ru": ["", "", ""], "source": ["vlm", "vocabulary", "vocabulary"],
-                  "score": [0.97, 0.61, None] if i == 0 else [None] * 3, "flags": ["", "", ""]}).write_csv(
+                  "score": [0.97, 0.61, None] if i == 0 else [None] * 3,
+                  "flags": ["", "", ""]}).write_csv(
         d / "interpretations.csv"
     )  # fmt: skip
     detection = {"n_scored": 2, "median_auroc": 0.79, "median_shuffled": 0.5}
