@@ -1,5 +1,5 @@
 """What the explore commands (``explain``, ``search``, ``similar``, ``clusters``) share: the
-arguments that name a run under ``results/`` and plain-text tables.
+arguments that name a run under ``results/``, the query image's activation and plain-text tables.
 
 The leading underscore keeps ``clipsae.cli`` from taking this module for a subcommand.
 """
@@ -11,9 +11,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from clipsae.explore.run import Run, read_names, records_by_id, row_ids
+from clipsae.activations.extract import image_activations
+from clipsae.explore.run import Run, query_image, read_names, records_by_id, row_ids
 from clipsae.runtime.device import pick_device
 from clipsae.sae import SAE, load_sae
 
@@ -38,6 +40,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--top-n", type=int, default=10, help="rows to show (default 10)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def add_image_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """An ``IMAGE`` positional before the run arguments, for the commands that query by image."""
+    parser.add_argument("image", metavar="IMAGE", help="an image file or a dataset image id")
+    add_run_arguments(parser)
+
+
+def image_activation(args: argparse.Namespace, run: Run) -> np.ndarray:
+    """The ``IMAGE`` argument's activation at ``--layer``, through the run's CLIP exactly as
+    extraction computes it, so its codes compare with the stored ones."""
+    image = query_image(args.image, run, args.config)
+    activation = image_activations(run.open_clip(args.device, args.split), args.layer, [image])
+    return activation[0]
 
 
 def run_of(args: argparse.Namespace) -> Run:
