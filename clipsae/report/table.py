@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +25,16 @@ COLUMNS = [
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def summary_entries(
+    runs: Sequence[RunFiles], *, role: str, table: str
+) -> Iterator[tuple[str, str, dict]]:
+    """``(run title, key, entry)`` for every entry of the ``table`` mapping in each run's ``role``
+    summary JSON, in file order: the rows of the sections that tabulate one mapping per run."""
+    for run in runs:
+        for key, entry in read_json(run[role])[table].items():
+            yield run.run.title, key, entry
 
 
 def _rows(run: RunFiles) -> list[dict]:

@@ -4,7 +4,7 @@ Against raw CLIP dimensions and random directions, so the SAE's gain is visible.
 from __future__ import annotations
 
 from clipsae.report.document import ReportInputs
-from clipsae.report.table import markdown_lines, read_json
+from clipsae.report.table import markdown_lines, summary_entries
 
 COLUMNS = ("run", "method", "values recovered (F1 ≥ 0.8)", "by factor", "mean F1",
            "mean AUROC", "named right, top-1 / top-3 (recovered)", "latents")  # fmt: skip
@@ -18,14 +18,12 @@ def section(inputs: ReportInputs) -> list[str]:
     if not inputs.truth:
         return []
     rows = []
-    for run in inputs.truth:
-        summary = read_json(run["ground_truth"])
-        for method, entry in summary["methods"].items():
-            by_factor = ", ".join(f"{f} {_pct(v)}" for f, v in entry["recovered_by_factor"].items())
-            naming = " / ".join(_pct(entry.get(f"naming_{k}_recovered")) for k in ("top1", "top3"))
-            latents = ", ".join(f"{k}: {v}" for k, v in (entry.get("latents") or {}).items())
-            rows.append((run.run.title, method, _pct(entry["recovered_fraction"]), by_factor,
-                         entry["mean_f1"], entry["mean_auroc"], naming, latents))  # fmt: skip
+    for title, method, entry in summary_entries(inputs.truth, role="ground_truth", table="methods"):
+        by_factor = ", ".join(f"{f} {_pct(v)}" for f, v in entry["recovered_by_factor"].items())
+        naming = " / ".join(_pct(entry.get(f"naming_{k}_recovered")) for k in ("top1", "top3"))
+        latents = ", ".join(f"{k}: {v}" for k, v in (entry.get("latents") or {}).items())
+        rows.append((title, method, _pct(entry["recovered_fraction"]), by_factor,
+                     entry["mean_f1"], entry["mean_auroc"], naming, latents))  # fmt: skip
     return [
         "## Ground truth: latents as detectors of the generating factors",
         "",

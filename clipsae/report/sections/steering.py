@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from clipsae.report.document import ReportInputs
-from clipsae.report.table import markdown_lines, read_json
+from clipsae.report.table import markdown_lines, summary_entries
 
 RATES = ("flip_to_target", "target_removed", "changed", "other_changed")
 
@@ -12,12 +12,11 @@ RATES = ("flip_to_target", "target_removed", "changed", "other_changed")
 def section(inputs: ReportInputs) -> list[str]:
     if not inputs.steering:
         return []
-    rows = []
-    for run in inputs.steering:
-        summary = read_json(run["steering"])
-        for setting, entry in summary["settings"].items():
-            rows.append((run.run.title, setting, entry["n_latents"],
-                         *(entry.get(rate) for rate in RATES)))  # fmt: skip
+    entries = summary_entries(inputs.steering, role="steering", table="settings")
+    rows = [
+        (title, setting, entry["n_latents"], *(entry.get(rate) for rate in RATES))
+        for title, setting, entry in entries
+    ]
     return [
         "## Steering",
         "",
