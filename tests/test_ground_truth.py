@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from planted import COLORS, SHAPES
 
 from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
@@ -26,8 +27,6 @@ from clipsae.interpret.ground_truth import (
 )
 from clipsae.sae import TopKConfig, TopKSAE, save_sae
 
-COLORS = ("red", "green", "blue", "navy")
-SHAPES = ("circle", "square", "star")
 D = 32
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from planted import COLORS, SHAPES
 
 from clipsae.activations.shards import ShardWriter
 from clipsae.cli import main
@@ -25,8 +26,6 @@ from clipsae.models.clip import VisionActivations, load_clip
 from clipsae.sae import TopKConfig, TopKSAE, load_sae, save_sae
 from clipsae.steps.steering import SplicedSource, run_steering
 
-COLORS = ("red", "green", "blue", "navy")
-SHAPES = ("circle", "square", "star")
 D = 16
 
 
