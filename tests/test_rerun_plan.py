@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from configs import tiny_built_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1"]
@@ -37,15 +38,7 @@ def small_config() -> dict:
     return {
         "device": "auto",
         "vocabulary": "config/vocab/shapes_en_ru.tsv",
-        "models": {
-            "tiny": {
-                "arch": "clipsae-tiny-vit",
-                "pretrained": "build",
-                "layers": ["final"],
-                "batch_size": 64,
-                "build": {"n_images": 64, "steps": 2, "batch_size": 32, "seed": 0},
-            }
-        },
+        "models": {"tiny": tiny_built_model()},
         "datasets": {
             "shapes": {**synthetic, "label_by": "shape", "seed": 1, "templates": ["a {}."]},
             "colors": {**synthetic, "label_by": "color", "seed": 2, "templates": ["a {} one."]},

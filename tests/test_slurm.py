@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from configs import tiny_built_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
@@ -47,15 +48,7 @@ NODE_ENV = {"SLURM_CI_CPUS": "16", "SLURM_CI_MEM_MB": "65536", "SLURM_CI_FAKE_GP
 # allows; run to the report, every rule but the two local aggregates goes through SLURM.
 REAL_CI_CONFIG = {
     "vocabulary": "config/vocab/concepts_en_ru.tsv",
-    "models": {
-        "tiny": {
-            "arch": "clipsae-tiny-vit",
-            "pretrained": "build",
-            "layers": ["final"],
-            "batch_size": 64,
-            "build": {"n_images": 64, "steps": 2, "batch_size": 32, "seed": 0},
-        }
-    },
+    "models": {"tiny": tiny_built_model()},
     "datasets": {
         "shapes": {
             "source": "synthetic",

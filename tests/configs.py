@@ -1,0 +1,17 @@
+"""Workflow config pieces shared by the tests that run or plan the real Snakefile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def tiny_built_model() -> dict[str, Any]:
+    """The smallest model entry the schema allows: the tiny ViT built in-workflow on 64 images
+    for 2 steps, one layer; a fresh dict each call, so a test can edit its copy."""
+    return {
+        "arch": "clipsae-tiny-vit",
+        "pretrained": "build",
+        "layers": ["final"],
+        "batch_size": 64,
+        "build": {"n_images": 64, "steps": 2, "batch_size": 32, "seed": 0},
+    }
