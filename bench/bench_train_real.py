@@ -167,6 +167,11 @@ def load_text() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def load_average() -> float:
+    """This machine's 1-minute load average: the cores are shared, so each method records it."""
+    return os.getloadavg()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=OUT / "wordnet_minilm_token.npy")
@@ -209,9 +214,11 @@ def main() -> None:
         "results": {},
     }
     for method in args.methods:
+        load = load_average()
         run = runners[method]()
         result = score(run["forward"], val, args.d_sae)
         result["samples_per_second"] = steps * args.batch_size / run["train_seconds"]
+        result["load_average"] = (load + load_average()) / 2
         report["results"][method] = result
         print(method, json.dumps(result), flush=True)
     report["load_after"] = load_text()
@@ -220,12 +227,13 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"{len(train)} training rows, {steps} steps; {report['load_before']}")
-    print("| method | FVU | L0 | dead % | samples/s | vs dense |\n|---|---|---|---|---|---|")
+    print("| method | FVU | L0 | dead % | samples/s | vs dense | load |")
+    print("|---|---|---|---|---|---|---|")
     for method, r in report["results"].items():
         ratio = r["samples_per_second"] / dense["samples_per_second"] if dense else float("nan")
         print(
             f"| {method} | {r['fvu']:.4f} | {r['l0']:.1f} | {r['dead_pct']:.1f} | "
-            f"{r['samples_per_second']:.0f} | {ratio:.2f}x |"
+            f"{r['samples_per_second']:.0f} | {ratio:.2f}x | {r['load_average']:.1f} |"
         )
 
 
