@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -157,9 +158,10 @@ def run_dictionary_learning(arch: str, train: np.ndarray, args: argparse.Namespa
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """``NAME:key=value,key=value`` -> (NAME, overrides), values parsed as YAML scalars."""
+    """``NAME:key=value,key=value`` -> (NAME, overrides), values parsed as YAML (a list such as
+    ``adam_betas=[0.9,0.99]`` keeps its commas)."""
     name, _, body = text.partition(":")
-    pairs = (item.split("=", 1) for item in body.split(",") if item)
+    pairs = (item.split("=", 1) for item in re.split(r",(?![^\[]*\])", body) if item)
     return name, {key: yaml.safe_load(value) for key, value in pairs}
 
 
@@ -202,7 +204,7 @@ def main() -> None:
         name, overrides = parse_variant(text)
         arch = overrides.pop("arch", "topk")
         runners[name] = lambda a=arch, o=overrides: run_ours(a, o, train, args)
-        args.methods.append(name)
+        args.methods += [] if name in args.methods else [name]
     steps = len(train) // args.batch_size * args.epochs
     report = {
         "load_before": load_text(),
