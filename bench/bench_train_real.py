@@ -18,7 +18,8 @@ Adam at constant ``lr``, decoder rows renormalised after each step); ``dl_topk``
 ``dl_batchtopk`` are dictionary_learning 0.1.0's trainers, whose own schedule needs steps set
 for a run: warm-up 5% of the steps, linear decay over the last 20% (its demo's
 ``decay_start``), inference threshold tracked from the end of the warm-up. ``--variant
-NAME:key=value,...`` adds our TopK with those ``TrainConfig`` (or ``arch``) overrides.
+NAME:key=value,...`` adds our TopK with those overrides (``arch``, keys of its config or of
+``TrainConfig``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import torch
 import yaml
 from torch import Tensor
 
-from clipsae.sae import SAEConfig, TrainConfig, load_sae, train_sae
+from clipsae.sae import TrainConfig, load_sae, train_sae
+from clipsae.sae.config import arch_config
 
 Forward = Callable[[Tensor], tuple[Tensor, Tensor]]  # x -> (codes, x_hat)
 OUT = Path(__file__).parent / "out"
@@ -84,10 +86,14 @@ def timed(steps: Iterator[Tensor], step: Callable[[int, Tensor], None]) -> float
 
 
 def run_ours(arch: str, overrides: dict, train: np.ndarray, args: argparse.Namespace) -> dict:
-    """Our trainer with only the issue's flags set (plus ``overrides``)."""
-    cfg = SAEConfig(arch, train.shape[1], args.d_sae, args.k)
+    """Our trainer with only the issue's flags set (plus ``overrides``, each given to the
+    architecture's config or to ``TrainConfig``, whichever has that key)."""
+    config = arch_config(arch)
+    model = {key: value for key, value in overrides.items() if key in config.field_names()}
+    recipe = {key: value for key, value in overrides.items() if key not in model}
+    cfg = config(d_in=train.shape[1], d_sae=args.d_sae, k=args.k, **model)
     tcfg = TrainConfig(
-        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, **overrides
+        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, **recipe
     )
     with tempfile.TemporaryDirectory() as out:
         summary = train_sae(train, cfg, tcfg, Path(out))
