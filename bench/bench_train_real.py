@@ -9,7 +9,7 @@ training steps only (no scoring), and is compared with the dense reference measu
 process. Prints a Markdown table and writes ``bench/out/bench_train_real_{epochs}ep.json``.
 
     python bench/bench_train_real.py --epochs 2
-    python bench/bench_train_real.py --epochs 2 --methods topk --variant warm5:warmup_steps=5
+    python bench/bench_train_real.py --methods topk --variant clip:decay_frac=0.2,grad_clip=1.0e-9
 
 Methods: ``topk`` and ``batchtopk`` are ``clipsae.sae.train_sae`` with the flags below and every
 other setting at its default (what ``clipsae train-sae`` gives a new user); ``dense`` is a plain
