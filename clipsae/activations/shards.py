@@ -19,6 +19,9 @@ import numpy as np
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
+# Rows per batch when a pass streams over stored activations (evaluation, features, naming).
+EVAL_BATCH = 4096
+
 
 class ShardError(ValueError):
     """Shards that cannot be trusted: non-finite values, wrong shapes or a changed file."""
@@ -287,9 +290,6 @@ def _open_npy(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r")
     except ValueError as exc:  # a truncated header, or an object array (pickles are refused)
         raise ShardError(f"{path}: not a readable .npy array ({exc})") from exc
-
-
-EVAL_BATCH = 4096
 
 
 def open_activations(path: Path) -> ActivationStore | np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from clipsae.activations.extract import image_activations
+from clipsae.commands import add_device_argument
 from clipsae.explore.run import Run, query_image, read_names, records_by_id, row_ids
 from clipsae.runtime.device import pick_device
 from clipsae.sae import SAE, load_sae
@@ -39,7 +40,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="workflow config, read only to open a dataset image by its id",
     )
     parser.add_argument("--top-n", type=int, default=10, help="rows to show (default 10)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def add_image_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from clipsae.commands import add_device_argument
 from clipsae.steps.ground_truth import run_ground_truth
 
 
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet (+ .json)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

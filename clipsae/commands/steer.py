@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from clipsae.commands import add_device_argument
 from clipsae.config.validate import load_config
 from clipsae.interpret.steering import DEFAULT_MULTIPLIERS
 from clipsae.steps.steering import (
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, help="built weights of a pretrained: build model")
     parser.add_argument("--dataset", help="its datasets entry (block layers only)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet (+ .json)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device_argument(parser)
 
 
 def _spliced(args: argparse.Namespace) -> SplicedSource | None:
