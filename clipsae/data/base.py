@@ -9,7 +9,7 @@ Arrow table) is opened lazily in the process that uses it and dropped when pickl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,17 +114,44 @@ def stratified_test_mask(labels: Sequence[int], test_fraction: float, seed: int)
 
 
 Factory = Callable[[str, dict[str, Any]], ImageDataset]
-_REGISTRY: dict[str, Factory] = {}
 
 
-def register(source: str) -> Callable[[Factory], Factory]:
-    """Make ``build_dataset`` construct datasets whose spec says ``source: <source>``."""
+@dataclass(frozen=True)
+class _Source:
+    factory: Factory
+    required: tuple[str, ...]
+    defaults: Mapping[str, Any] | None
+
+
+_REGISTRY: dict[str, _Source] = {}
+
+
+def register(
+    source: str, *, required: Sequence[str] = (), defaults: Mapping[str, Any] | None = None
+) -> Callable[[Factory], Factory]:
+    """Make ``build_dataset`` construct datasets whose spec says ``source: <source>``.
+
+    With ``defaults``, the factory receives the spec merged over them by ``resolve_spec`` (missing
+    and unknown keys already rejected); without, it gets the raw spec and checks it itself (the
+    synthetic source parses it into a typed spec).
+    """
 
     def add(factory: Factory) -> Factory:
-        _REGISTRY[source] = factory
+        _REGISTRY[source] = _Source(factory, tuple(required), defaults)
         return factory
 
     return add
+
+
+def split_by_fraction(labels: Sequence[int], test_fraction: float, seed: int) -> list[str]:
+    """Each item's split, for a source without splits of its own (``stratified_test_mask``)."""
+    return ["test" if t else "train" for t in stratified_test_mask(labels, test_fraction, seed)]
+
+
+def in_split_order(records: Iterable[Record]) -> list[Record]:
+    """Train records, then test ones, each in source order: shard rows follow this order."""
+    listed = list(records)
+    return [r for split in SPLITS for r in listed if r.split == split]
 
 
 def dataset_source_spec(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,6 +175,10 @@ def build_dataset(name: str, spec: Mapping[str, Any]) -> ImageDataset:
     if source not in _REGISTRY:
         raise ValueError(f"dataset {name!r}: unknown source {source!r}; allowed sources: {allowed}")
     policy = ImagePolicy.from_spec(name, spec)
-    dataset = _REGISTRY[source](name, {k: v for k, v in spec.items() if k not in POLICY_KEYS})
+    registered = _REGISTRY[source]
+    own = {k: v for k, v in spec.items() if k not in POLICY_KEYS}
+    if registered.defaults is not None:
+        own = resolve_spec(name, own, required=registered.required, defaults=registered.defaults)
+    dataset = registered.factory(name, own)
     dataset.image_policy = policy
     return dataset

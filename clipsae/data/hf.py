@@ -27,15 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from clipsae.data.base import (
-    SPLITS,
-    ImageDataset,
-    Record,
-    readable_class_name,
-    register,
-    resolve_spec,
-    stratified_test_mask,
-)
+from clipsae.data import base
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +73,16 @@ def _class_label(feature: Any) -> Any:
     return feature
 
 
-class HFDataset(ImageDataset):
+class HFDataset(base.ImageDataset):
     """Rows of one or more splits of a Hugging Face dataset (hub id or ``save_to_disk`` folder)."""
 
     def __init__(self, name: str, spec: dict[str, Any]) -> None:
         self.name, self.spec = name, spec
-        unknown = sorted(set(spec["splits"]) - set(SPLITS))
+        unknown = sorted(set(spec["splits"]) - set(base.SPLITS))
         if unknown:
-            raise ValueError(f"dataset {name!r}: splits {unknown} are not among {list(SPLITS)}")
+            raise ValueError(
+                f"dataset {name!r}: splits {unknown} are not among {list(base.SPLITS)}"
+            )
         if spec["test_fraction"] is not None and set(spec["splits"]) != {"train"}:
             raise ValueError(
                 f"dataset {name!r}: test_fraction splits the 'train' split, so 'splits' must map "
@@ -139,14 +133,14 @@ class HFDataset(ImageDataset):
 
     def class_name(self, raw: str) -> str:
         """Turn a dataset's label name into the name used in prompts."""
-        return readable_class_name(raw)
+        return base.readable_class_name(raw)
 
     def row_labels(self, ds: Any) -> list[RowLabel]:
         """Labels of every row, read from Arrow without touching the image column."""
         column = ds.with_format("arrow")[self.spec["label_column"]].to_pylist()
         return [(int(label), {}) for label in column]
 
-    def records(self) -> list[Record]:
+    def records(self) -> list[base.Record]:
         rows = [
             (split, hf_split, i, label, attrs)
             for split, hf_split in self.spec["splits"].items()
@@ -154,20 +148,16 @@ class HFDataset(ImageDataset):
             if label is not None
         ]
         if self.spec["test_fraction"] is not None:
-            is_test = stratified_test_mask(
+            splits = base.split_by_fraction(
                 [row[3] for row in rows], self.spec["test_fraction"], self.spec["seed"]
             )
-            rows = [
-                ("test" if t else "train", *row[1:]) for row, t in zip(rows, is_test, strict=True)
-            ]
-        return [
-            Record(f"{split}-{i:07d}", split, label, f"{self.spec['path']}:{hf}:{i}", attrs)
-            for split in SPLITS
-            for row_split, hf, i, label, attrs in rows
-            if row_split == split
-        ]
+            rows = [(split, *row[1:]) for row, split in zip(rows, splits, strict=True)]
+        return base.in_split_order(
+            base.Record(f"{split}-{i:07d}", split, label, f"{self.spec['path']}:{hf}:{i}", attrs)
+            for split, hf, i, label, attrs in rows
+        )
 
-    def open_image(self, record: Record) -> Image.Image:
+    def open_image(self, record: base.Record) -> Image.Image:
         _, hf_split, index = record.source.rsplit(":", 2)
         cell = self._hf_split(hf_split)[int(index)][self.spec["image_column"]]
         return self.decode(cell["bytes"] if cell.get("bytes") is not None else cell["path"])
@@ -211,13 +201,6 @@ class CocoDataset(HFDataset):
         return out
 
 
-def _builder(cls: type[HFDataset], required: tuple[str, ...], defaults: dict[str, Any]) -> Any:
-    def build(name: str, spec: dict[str, Any]) -> HFDataset:
-        return cls(name, resolve_spec(name, spec, required=required, defaults=defaults))
-
-    return build
-
-
-register("hf")(_builder(HFDataset, ("path",), HF_DEFAULTS))
-register("imagenet_sketch")(_builder(ImageNetSketchDataset, (), IMAGENET_SKETCH_DEFAULTS))
-register("coco")(_builder(CocoDataset, (), COCO_DEFAULTS))
+base.register("hf", required=("path",), defaults=HF_DEFAULTS)(HFDataset)
+base.register("imagenet_sketch", defaults=IMAGENET_SKETCH_DEFAULTS)(ImageNetSketchDataset)
+base.register("coco", defaults=COCO_DEFAULTS)(CocoDataset)

@@ -26,7 +26,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from clipsae.data.base import SPLITS, ImageDataset, Record, register, resolve_spec
+from clipsae.data.base import SPLITS, ImageDataset, Record, register
 from clipsae.data.images import to_rgb
 
 # Where Debian's dataset-fashion-mnist package installs the four files (gzipped).
@@ -208,24 +208,24 @@ def _build(name: str, merged: dict[str, Any], *, source: str, hint: str = "") ->
         raise ValueError(f"{where}: {exc}") from None
 
 
-@register("idx")
+@register("idx", required=("root", "class_names"), defaults=IDX_DEFAULTS)
 def build_idx(name: str, spec: dict[str, Any]) -> IdxDataset:
     """The ``idx`` source: ``root``, ``class_names`` (label order), ``max_images``, ``seed``."""
-    merged = resolve_spec(name, spec, required=("root", "class_names"), defaults=IDX_DEFAULTS)
-    return _build(name, merged, source="idx")
+    return _build(name, spec, source="idx")
 
 
-@register("fashion_mnist")
-def build_fashion_mnist(name: str, spec: dict[str, Any]) -> IdxDataset:
-    """The ``fashion_mnist`` source: ``idx`` with Debian's path and the ten class names."""
-    defaults = {
+@register(
+    "fashion_mnist",
+    defaults={
         **IDX_DEFAULTS,
         "root": FASHION_MNIST_ROOT,
         "class_names": list(FASHION_MNIST_CLASSES),
-    }
-    merged = resolve_spec(name, spec, required=(), defaults=defaults)
+    },
+)
+def build_fashion_mnist(name: str, spec: dict[str, Any]) -> IdxDataset:
+    """The ``fashion_mnist`` source: ``idx`` with Debian's path and the ten class names."""
     hint = (
         "; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist)"
         " or set root to a folder with the four Fashion-MNIST files"
     )
-    return _build(name, merged, source="fashion_mnist", hint=hint)
+    return _build(name, spec, source="fashion_mnist", hint=hint)

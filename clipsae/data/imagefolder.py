@@ -11,15 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from clipsae.data.base import (
-    SPLITS,
-    ImageDataset,
-    Record,
-    readable_class_name,
-    register,
-    resolve_spec,
-    stratified_test_mask,
-)
+from clipsae.data import base
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -39,7 +31,7 @@ def _images(folder: Path) -> list[Path]:
     return found
 
 
-class ImageFolderDataset(ImageDataset):
+class ImageFolderDataset(base.ImageDataset):
     """Images under ``root``; record ids are paths relative to ``root``, so they stay unique."""
 
     def __init__(self, name: str, root: Path, test_fraction: float, seed: int) -> None:
@@ -47,8 +39,8 @@ class ImageFolderDataset(ImageDataset):
         if not self.root.is_dir():
             raise ValueError(f"dataset {name!r}: image folder {self.root} does not exist")
         self.test_fraction, self.seed = test_fraction, seed
-        self.split_layout = all((self.root / s).is_dir() for s in SPLITS)
-        folders = [self.root / s for s in SPLITS] if self.split_layout else [self.root]
+        self.split_layout = all((self.root / s).is_dir() for s in base.SPLITS)
+        folders = [self.root / s for s in base.SPLITS] if self.split_layout else [self.root]
         names = sorted({d.name for f in folders for d in _class_dirs(f)})
         if not names:
             raise ValueError(
@@ -56,7 +48,7 @@ class ImageFolderDataset(ImageDataset):
                 "(expected root/<class>/<image> or root/train/<class>/<image>)"
             )
         self._folder_names = names
-        super().__init__(name, [readable_class_name(n) for n in names])
+        super().__init__(name, [base.readable_class_name(n) for n in names])
 
     def _files(self, directory: Path) -> list[tuple[Path, int]]:
         return [
@@ -65,33 +57,29 @@ class ImageFolderDataset(ImageDataset):
             for path in _images(d)
         ]
 
-    def _record(self, path: Path, split: str, label: int) -> Record:
+    def _record(self, path: Path, split: str, label: int) -> base.Record:
         rel = path.relative_to(self.root).as_posix()
-        return Record(rel, split, label, str(path), {})
+        return base.Record(rel, split, label, str(path), {})
 
-    def records(self) -> list[Record]:
+    def records(self) -> list[base.Record]:
         if self.split_layout:
             return [
                 self._record(path, split, label)
-                for split in SPLITS
+                for split in base.SPLITS
                 for path, label in self._files(self.root / split)
             ]
         files = self._files(self.root)
-        is_test = stratified_test_mask([label for _, label in files], self.test_fraction, self.seed)
-        return [
+        labels = [label for _, label in files]
+        splits = base.split_by_fraction(labels, self.test_fraction, self.seed)
+        return base.in_split_order(
             self._record(path, split, label)
-            for split in SPLITS
-            for (path, label), test in zip(files, is_test, strict=True)
-            if test == (split == "test")
-        ]
+            for (path, label), split in zip(files, splits, strict=True)
+        )
 
-    def open_image(self, record: Record) -> Image.Image:
+    def open_image(self, record: base.Record) -> Image.Image:
         return self.decode(self.root / record.id)
 
 
-@register("imagefolder")
+@base.register("imagefolder", required=("root",), defaults={"test_fraction": 0.2, "seed": 0})
 def build_imagefolder(name: str, spec: dict[str, Any]) -> ImageFolderDataset:
-    merged = resolve_spec(
-        name, spec, required=("root",), defaults={"test_fraction": 0.2, "seed": 0}
-    )
-    return ImageFolderDataset(name, Path(merged["root"]), merged["test_fraction"], merged["seed"])
+    return ImageFolderDataset(name, Path(spec["root"]), spec["test_fraction"], spec["seed"])

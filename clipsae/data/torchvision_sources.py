@@ -12,14 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from clipsae.data.base import (
-    SPLITS,
-    ImageDataset,
-    Record,
-    readable_class_name,
-    register,
-    resolve_spec,
-)
+from clipsae.data import base
 from clipsae.data.images import to_rgb
 
 TorchvisionFactory = Callable[[Path, str, bool], Any]
@@ -59,7 +52,7 @@ _FACTORIES: dict[str, TorchvisionFactory] = {
 }
 
 
-class TorchvisionDataset(ImageDataset):
+class TorchvisionDataset(base.ImageDataset):
     """A torchvision classification dataset with ``train`` and ``test`` splits.
 
     Nothing is read (or downloaded) until records, class names or images are asked for, so that
@@ -71,7 +64,7 @@ class TorchvisionDataset(ImageDataset):
 
     @property
     def class_names(self) -> list[str]:  # type: ignore[override]
-        return [readable_class_name(c) for c in self._split("train").classes]
+        return [base.readable_class_name(c) for c in self._split("train").classes]
 
     def _split(self, split: str) -> Any:
         opened = self.__dict__.setdefault("_lazy_splits", {})
@@ -84,28 +77,24 @@ class TorchvisionDataset(ImageDataset):
                 ) from exc
         return opened[split]
 
-    def records(self) -> list[Record]:
+    def records(self) -> list[base.Record]:
         return [
-            Record(f"{split}-{i:06d}", split, label, f"{self.source}:{split}:{i}", {})
-            for split in SPLITS
+            base.Record(f"{split}-{i:06d}", split, label, f"{self.source}:{split}:{i}", {})
+            for split in base.SPLITS
             for i, label in enumerate(_labels(self._split(split)))
         ]
 
-    def open_image(self, record: Record) -> Image.Image:
+    def open_image(self, record: base.Record) -> Image.Image:
         _, split, index = record.source.split(":")
         image = self._split(split)[int(index)][0]
         # CIFAR items are decoded arrays already; Food-101 items are file paths.
         return self.decode(image) if isinstance(image, Path) else to_rgb(image)
 
 
-def _builder(source: str) -> Callable[[str, dict[str, Any]], TorchvisionDataset]:
-    def build(name: str, spec: dict[str, Any]) -> TorchvisionDataset:
-        merged = resolve_spec(name, spec, required=("root",), defaults={"download": False})
-        return TorchvisionDataset(name, source, Path(merged["root"]), bool(merged["download"]))
-
-    build.__doc__ = f"The ``{source}`` source: spec ``root`` and ``download`` (default false)."
-    return build
+def build_torchvision(name: str, spec: dict[str, Any]) -> TorchvisionDataset:
+    """The ``cifar10`` / ``cifar100`` / ``food101`` sources: ``root`` and ``download``."""
+    return TorchvisionDataset(name, spec["source"], Path(spec["root"]), bool(spec["download"]))
 
 
 for _source in _FACTORIES:
-    register(_source)(_builder(_source))
+    base.register(_source, required=("root",), defaults={"download": False})(build_torchvision)
