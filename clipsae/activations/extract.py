@@ -311,7 +311,7 @@ def _finish(writer: _JournaledWriter, records: Sequence[Record], out_dir: Path) 
     counts = dict(Counter(s["reason"] for s in skipped).most_common())
     if not writer.positions:
         raise ValueError(f"all {len(records)} images for {out_dir} are bad ({counts})")
-    writer.extra["skipped"] = counts
+    writer.meta.extra["skipped"] = counts
     meta = writer.close()
     partial = writer.directory
     _write_row_index(records, writer.positions, partial / ROW_INDEX_FILE)

@@ -94,60 +94,57 @@ class ShardWriter:
         """``existing``: complete shards already in ``directory`` (a resumed job) to follow."""
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.d, self.dtype, self.shard_rows = d, np.dtype(dtype).name, shard_rows
-        self.extra = dict(extra or {})
+        # What ``close`` writes as meta.json, kept up to date as each shard is completed.
+        self.meta = ShardMeta(
+            d=d,
+            dtype=np.dtype(dtype).name,
+            n_rows=sum(info.rows for info in existing),
+            shard_rows=shard_rows,
+            shards=list(existing),
+            extra=dict(extra or {}),
+        )
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
-        self._shards: list[ShardInfo] = list(existing)
-        self._n_rows = sum(info.rows for info in existing)
 
     @property
     def n_rows(self) -> int:
         """Rows in complete shards so far."""
-        return self._n_rows
+        return self.meta.n_rows
 
     def shard_written(self, info: ShardInfo) -> None:
         """Called once a shard is complete on disk; a resumable job records its progress here."""
 
     def add(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch)
-        if batch.ndim != 2 or batch.shape[1] != self.d:
+        if batch.ndim != 2 or batch.shape[1] != self.meta.d:
             raise ShardError(
-                f"expected rows of width {self.d}, got an array of shape {batch.shape}"
+                f"expected rows of width {self.meta.d}, got an array of shape {batch.shape}"
             )
-        check_finite(batch, f"activations for {self.directory}", self._n_rows + self._buffered)
-        self._buffer.append(batch.astype(self.dtype, copy=False))
+        check_finite(batch, f"activations for {self.directory}", self.n_rows + self._buffered)
+        self._buffer.append(batch.astype(self.meta.dtype, copy=False))
         self._buffered += len(batch)
-        while self._buffered >= self.shard_rows:
-            self._flush(self.shard_rows)
+        while self._buffered >= self.meta.shard_rows:
+            self._flush(self.meta.shard_rows)
 
     def _flush(self, rows: int) -> None:
         data = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         head, tail = data[:rows], data[rows:]
         self._buffer = [tail] if len(tail) else []
         self._buffered = len(tail)
-        name = f"shard-{len(self._shards):05d}.npy"
+        name = f"shard-{len(self.meta.shards):05d}.npy"
         tmp = self.directory / (name + ".tmp.npy")
         np.save(tmp, np.ascontiguousarray(head))
         os.replace(tmp, self.directory / name)
         info = ShardInfo(name, len(head), file_sha256(self.directory / name))
-        self._shards.append(info)
-        self._n_rows += len(head)
+        self.meta.shards.append(info)
+        self.meta.n_rows += len(head)
         self.shard_written(info)
 
     def close(self) -> ShardMeta:
         if self._buffered:
             self._flush(self._buffered)
-        meta = ShardMeta(
-            d=self.d,
-            dtype=self.dtype,
-            n_rows=self._n_rows,
-            shard_rows=self.shard_rows,
-            shards=self._shards,
-            extra=self.extra,
-        )
-        meta.write(self.directory)
-        return meta
+        self.meta.write(self.directory)
+        return self.meta
 
 
 # meta.json ``extra`` keys that identify the activations' source: train and validation shards
