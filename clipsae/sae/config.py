@@ -166,30 +166,45 @@ class SAEConfig(_Config):
 
 
 @dataclass(frozen=True, kw_only=True)
-class _L1Config(SAEConfig):
+class _WarmedPenaltyConfig(SAEConfig):
+    """A sparsity penalty whose coefficient, the field ``PENALTY``, is reached linearly from the
+    field ``<PENALTY>_start`` over the first ``sparsity_warmup_frac`` of the run, so that early
+    training finds directions before being pushed to silence them. The subclasses declare the
+    three fields, each among its architecture's keys in their documented order."""
+
+    PENALTY: ClassVar[str]
+
+    def _penalty(self) -> tuple[float, float]:
+        """The coefficient's start and final values."""
+        return getattr(self, f"{self.PENALTY}_start"), getattr(self, self.PENALTY)
+
+    def _validate(self) -> None:
+        super()._validate()
+        if min(self._penalty()) < 0:
+            raise ValueError(f"{self.PENALTY} and {self.PENALTY}_start must be >= 0")
+        _fraction("sparsity_warmup_frac", self.sparsity_warmup_frac)
+
+    def penalty_at(self, progress: float) -> float:
+        """The penalty's coefficient once ``progress`` of the run is done."""
+        start, final = self._penalty()
+        return warmup_value(
+            start=start, final=final, warmup_frac=self.sparsity_warmup_frac, progress=progress
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _L1Config(_WarmedPenaltyConfig):
     """An L1 penalty on the codes, each weighted by its decoder row's norm (equal to the plain L1
-    while the decoder is kept unit-norm), with coefficient ``l1_coef`` reached linearly from
-    ``l1_coef_start`` over the first ``sparsity_warmup_frac`` of the run, so that early training
-    finds directions before being pushed to silence them."""
+    while the decoder is kept unit-norm), with coefficient ``l1_coef`` warmed up from
+    ``l1_coef_start`` (see ``_WarmedPenaltyConfig``)."""
+
+    PENALTY: ClassVar[str] = "l1_coef"
 
     l1_coef: float = 0.0
     l1_coef_start: float = 0.0
     sparsity_warmup_frac: float = 0.05
 
-    def _validate(self) -> None:
-        super()._validate()
-        if self.l1_coef < 0 or self.l1_coef_start < 0:
-            raise ValueError("l1_coef and l1_coef_start must be >= 0")
-        _fraction("sparsity_warmup_frac", self.sparsity_warmup_frac)
-
-    def l1_at(self, progress: float) -> float:
-        """The L1 coefficient once ``progress`` of the run is done."""
-        return warmup_value(
-            start=self.l1_coef_start,
-            final=self.l1_coef,
-            warmup_frac=self.sparsity_warmup_frac,
-            progress=progress,
-        )
+    l1_at = _WarmedPenaltyConfig.penalty_at
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,7 +286,7 @@ class ReLUConfig(_L1Config):
 
 
 @dataclass(frozen=True, kw_only=True)
-class JumpReLUConfig(SAEConfig):
+class JumpReLUConfig(_WarmedPenaltyConfig):
     """JumpReLU: per-latent thresholds starting at ``jumprelu_init_threshold`` in training units
     (0.1: inputs are normalised to ~unit variance per dimension, and a threshold starting near 0
     takes hundreds of Adam steps of its log to rise to that scale); an L0 penalty ``l0_coef``
@@ -279,6 +294,7 @@ class JumpReLUConfig(SAEConfig):
     ``bandwidth`` the width of the straight-through rectangle kernel (training units)."""
 
     arch: ClassVar[str] = "jumprelu"
+    PENALTY: ClassVar[str] = "l0_coef"
 
     jumprelu_init_threshold: float = 0.1
     l0_coef: float = 0.001
@@ -290,18 +306,8 @@ class JumpReLUConfig(SAEConfig):
         super()._validate()
         if not self.jumprelu_init_threshold > 0 or not self.bandwidth > 0:
             raise ValueError("jumprelu_init_threshold and bandwidth must be positive")
-        if self.l0_coef < 0 or self.l0_coef_start < 0:
-            raise ValueError("l0_coef and l0_coef_start must be >= 0")
-        _fraction("sparsity_warmup_frac", self.sparsity_warmup_frac)
 
-    def l0_at(self, progress: float) -> float:
-        """The L0 coefficient once ``progress`` of the run is done."""
-        return warmup_value(
-            start=self.l0_coef_start,
-            final=self.l0_coef,
-            warmup_frac=self.sparsity_warmup_frac,
-            progress=progress,
-        )
+    l0_at = _WarmedPenaltyConfig.penalty_at
 
 
 def arch_config(arch: str) -> type[SAEConfig]:
