@@ -27,6 +27,10 @@ from clipsae.sae.topk import BatchTopKSAE, TopKSAE
 
 _SHARED = ("W_enc", "b_enc", "W_dec", "b_dec")
 
+# The evaluation rows, yielded afresh by each call: a sweep passes over them once per setting.
+Batches = Callable[[], Iterable[np.ndarray]]
+Device = str | torch.device | None
+
 
 def _copy_into(copy: SAE, source: SAE, latents: int) -> SAE:
     """``copy`` with the first ``latents`` latents of ``source``'s weights, on its device."""
@@ -80,13 +84,9 @@ def k_grid(sae: TopKSAE, start: int = 8) -> list[int]:
 
 
 def k_sweep(
-    sae: TopKSAE,
-    batches: Callable[[], Iterable[np.ndarray]],
-    ks: Sequence[int] | None = None,
-    device: str | torch.device | None = None,
+    sae: TopKSAE, batches: Batches, ks: Sequence[int] | None = None, device: Device = None
 ) -> list[dict]:
-    """One row of reconstruction metrics per inference k (default ``k_grid``), ``k`` first;
-    ``batches()`` yields the evaluation rows afresh for each k."""
+    """One row of reconstruction metrics per inference k (default ``k_grid``), ``k`` first."""
     ks = k_grid(sae) if ks is None else ks
     return [
         {"k": k, **reconstruction_metrics(at_k(sae, k), batches(), device, dense=False)} for k in ks
@@ -95,9 +95,9 @@ def k_sweep(
 
 def prefix_sweep(
     sae: MatryoshkaPrefixSAE,
-    batches: Callable[[], Iterable[np.ndarray]],
+    batches: Batches,
     sizes: Sequence[int] | None = None,
-    device: str | torch.device | None = None,
+    device: Device = None,
 ) -> list[dict]:
     """One row of reconstruction metrics per prefix size (default: the trained prefix sizes and
     the whole dictionary), ``prefix`` first; ``l0_frac`` and ``dead_frac`` are of the prefix."""
@@ -108,11 +108,7 @@ def prefix_sweep(
     ]
 
 
-def nested_sweep(
-    sae: TopKSAE,
-    batches: Callable[[], Iterable[np.ndarray]],
-    device: str | torch.device | None = None,
-) -> list[dict]:
+def nested_sweep(sae: TopKSAE, batches: Batches, device: Device = None) -> list[dict]:
     """A Matryoshka SAE at each of its nested sizes: ``k_list`` for ``matryoshka_k``, the
     prefixes for ``matryoshka_prefix``."""
     if isinstance(sae, MatryoshkaKSAE):
