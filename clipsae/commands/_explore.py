@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,22 @@ def run_of(args: argparse.Namespace) -> Run:
 
 def open_sae(run: Run, device: str) -> SAE:
     return load_sae(run.sae_dir, pick_device(device)).eval()
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """What a command that queries by image starts from: the run, its SAE on ``--device`` and the
+    ``IMAGE`` argument's activation."""
+
+    run: Run
+    sae: SAE
+    activation: np.ndarray
+
+
+def image_query(args: argparse.Namespace) -> ImageQuery:
+    """The ``IMAGE`` query of ``add_image_run_arguments``' arguments."""
+    run = run_of(args)
+    return ImageQuery(run, open_sae(run, args.device), image_activation(args, run))
 
 
 def names_of(args: argparse.Namespace, run: Run) -> pl.DataFrame | None:

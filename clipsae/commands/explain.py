@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipsae.commands._explore import (
-    add_image_run_arguments,
-    image_activation,
-    names_of,
-    open_sae,
-    print_table,
-    run_of,
-)
+from clipsae.commands._explore import add_image_run_arguments, image_query, names_of, print_table
 from clipsae.explore.latents import explain
 
 
@@ -25,10 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_ = run_of(args)
-    activation = image_activation(args, run_)
-    table = explain(
-        open_sae(run_, args.device), activation, top_n=args.top_n, names=names_of(args, run_)
-    )
+    query = image_query(args)
+    table = explain(query.sae, query.activation, top_n=args.top_n, names=names_of(args, query.run))
     print_table(table)
     return 0

@@ -10,14 +10,7 @@ from __future__ import annotations
 import argparse
 
 from clipsae.activations.shards import ActivationStore, batches_of
-from clipsae.commands._explore import (
-    add_image_run_arguments,
-    image_activation,
-    open_sae,
-    print_table,
-    run_of,
-    with_images,
-)
+from clipsae.commands._explore import add_image_run_arguments, image_query, print_table, with_images
 from clipsae.explore.similar import nearest_by_code
 
 
@@ -26,10 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_ = run_of(args)
-    activation = image_activation(args, run_)
-    store = ActivationStore(run_.activations(args.split))
-    sae = open_sae(run_, args.device)
-    found = nearest_by_code(sae, activation, batches_of(store), top_n=args.top_n)
-    print_table(with_images(found, run_, args.split), ["id", "cosine", "source"])
+    query = image_query(args)
+    store = ActivationStore(query.run.activations(args.split))
+    found = nearest_by_code(query.sae, query.activation, batches_of(store), top_n=args.top_n)
+    print_table(with_images(found, query.run, args.split), ["id", "cosine", "source"])
     return 0
