@@ -18,8 +18,8 @@ def encode_features(
     acts_dir: Path,
     out_dir: Path,
     top_k: int,
-    device: DeviceSpec = "auto",
     weak: WeakSampling | None = DEFAULT_WEAK,
+    device: DeviceSpec = "auto",
 ) -> None:
     """Write the features tables; ``weak`` (default: 3 rows per latent from its lowest quartile)
     gives collages their contrast row, ``None`` leaves ``weak_images.parquet`` empty. The SAE
