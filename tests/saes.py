@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from clipsae.sae import ReLUConfig, ReLUSAE, TopKConfig, TopKSAE
+from clipsae.sae import (
+    SAE,
+    ReLUConfig,
+    ReLUSAE,
+    SAEConfig,
+    TopKConfig,
+    TopKSAE,
+    TrainConfig,
+    load_sae,
+    train_sae,
+)
 
 
 def identity_sae(d: int) -> TopKSAE:
@@ -34,3 +46,10 @@ def constant_sae(value: np.ndarray) -> ReLUSAE:
         sae.b_enc.fill_(-1.0)
         sae.b_dec.copy_(torch.as_tensor(value, dtype=torch.float32))
     return sae.eval()
+
+
+def trained_sae(x: np.ndarray, cfg: SAEConfig, tcfg: TrainConfig, directory: Path) -> SAE:
+    """An SAE trained on ``x`` into ``directory`` and read back from there, as an evaluation
+    reads a trained one."""
+    train_sae(x, cfg, tcfg, directory)
+    return load_sae(directory)

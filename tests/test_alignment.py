@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+from saes import trained_sae
 from sparse_data import sparse_data
 
 from clipsae.evaluate.alignment import match_directions, sae_alignment
-from clipsae.sae import TopKConfig, TrainConfig, build_sae, load_sae, train_sae
+from clipsae.sae import TopKConfig, TrainConfig, build_sae
 
 CFG = TopKConfig(d_in=32, d_sae=64, k=4)
 
@@ -35,8 +36,7 @@ def test_independent_seeds_align_clearly_below_one_but_above_chance(tmp_path):
     trained = []
     for seed in (0, 1):
         tcfg = TrainConfig(lr=1e-2, batch_size=100, epochs=3, warmup_frac=5 / 60, seed=seed)
-        train_sae(x, CFG, tcfg, tmp_path / str(seed))
-        trained.append(load_sae(tmp_path / str(seed)))
+        trained.append(trained_sae(x, CFG, tcfg, tmp_path / str(seed)))
     chance = sae_alignment(*(build_sae(CFG, torch.Generator().manual_seed(s)) for s in (0, 1)))
     result = sae_alignment(*trained)
     # Measured: decoder 0.47 trained vs 0.36 for two random initialisations.

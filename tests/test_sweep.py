@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from saes import trained_sae
 from sparse_data import sparse_data
 
 from clipsae.evaluate.sweep import at_k, k_grid, k_sweep, nested_sweep, prefix, prefix_sweep
@@ -12,12 +13,9 @@ from clipsae.sae import (
     MatryoshkaKConfig,
     MatryoshkaPrefixConfig,
     ReLUConfig,
-    SAEConfig,
     TopKConfig,
     TrainConfig,
     build_sae,
-    load_sae,
-    train_sae,
 )
 from clipsae.sae.metrics import reconstruction_metrics
 
@@ -29,11 +27,6 @@ def batches():
     return (X[i : i + 500] for i in range(0, len(X), 500))
 
 
-def trained(cfg: SAEConfig, directory):
-    train_sae(X, cfg, TCFG, directory)
-    return load_sae(directory)
-
-
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -43,7 +36,7 @@ def trained(cfg: SAEConfig, directory):
     ids=["topk", "matryoshka_k"],
 )
 def test_k_sweep_at_the_trained_k_is_the_plain_evaluation(cfg, tmp_path):
-    sae = trained(cfg, tmp_path)
+    sae = trained_sae(X, cfg, TCFG, tmp_path)
     plain = reconstruction_metrics(sae, batches(), dense=False)
     rows = k_sweep(sae, batches, ks=[1, sae.cfg.k, 64])
     assert [row["k"] for row in rows] == [1, sae.cfg.k, 64]
@@ -71,7 +64,8 @@ def test_k_grid_spans_powers_of_two_the_trained_ks_and_the_dense_end():
 
 
 def test_prefix_sweep_equals_zeroing_the_later_latents(tmp_path):
-    sae = trained(MatryoshkaPrefixConfig(d_in=16, d_sae=64, k=4, prefix_sizes=[8, 24]), tmp_path)
+    cfg = MatryoshkaPrefixConfig(d_in=16, d_sae=64, k=4, prefix_sizes=[8, 24])
+    sae = trained_sae(X, cfg, TCFG, tmp_path)
     assert float(sae.threshold) > 0
     rows = nested_sweep(sae, batches)
     assert [row["prefix"] for row in rows] == [8, 24, 64]
