@@ -213,7 +213,8 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
         sae.b_enc.fill_(0.0)
         sae.b_enc[0] = -1.0
         sae.W_enc[:, 1:] = torch.eye(width)
-    save_sae(sae, tmp_path / "sae")
+    sae_dir = tmp_path / "sae"
+    save_sae(sae, sae_dir)
     classes = np.random.default_rng(2).normal(size=(len(dataset.class_names), 128))
     classes = (classes / np.linalg.norm(classes, axis=1, keepdims=True)).astype(np.float32)
     np.save(tmp_path / "colors.npy", classes)
@@ -222,7 +223,7 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
     )
     out = tmp_path / "steer.parquet"
     run_steering(
-        sae_dir=tmp_path / "sae",
+        sae_dir=sae_dir,
         acts_dir=tmp_path / "acts",
         classes_npy=tmp_path / "colors.npy",
         out_parquet=out,
@@ -244,7 +245,7 @@ def test_block_layer_edits_run_through_the_rest_of_the_tower(tmp_path):
     assert (neighbours["id_before"] == neighbours["id_after"]).all()
     # Set to a large value, latent 0's decoder row moves the CLS token and the predictions.
     far, _ = steer(
-        load_sae(tmp_path / "sae"),
+        load_sae(sae_dir),
         [Setting(0, 0, "red", "far", 50.0)],
         spliced_forwards(clip, dataset, records, "block1", batch_size=5),
         classes,
