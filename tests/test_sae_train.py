@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -182,17 +183,12 @@ def test_data_init_keeps_latents_alive_on_low_rank_data(tmp_path) -> None:
     )
     train, held_out = x[:4000], x[4000:]
     cfg = TopKConfig(d_in=128, d_sae=1024, k=8)
+    tcfg = TrainConfig(
+        lr=1e-3, batch_size=256, epochs=10, warmup_frac=20 / 150, dead_steps_threshold=10
+    )
     metrics = {}
     for init in ("random", "data"):
-        tcfg = TrainConfig(
-            lr=1e-3,
-            batch_size=256,
-            epochs=10,
-            warmup_frac=20 / 150,
-            dead_steps_threshold=10,
-            dict_init=init,
-        )
-        train_sae(train, cfg, tcfg, tmp_path / init)
+        train_sae(train, cfg, replace(tcfg, dict_init=init), tmp_path / init)
         metrics[init] = reconstruction_metrics(load_sae(tmp_path / init), _batches(held_out))
     assert metrics["random"]["dead_frac"] > 0.3
     assert metrics["data"]["dead_frac"] < 0.1
