@@ -1,4 +1,5 @@
-"""Hand-built SAEs with known reconstructions, shared by the evaluation tests."""
+"""Hand-built SAEs with known reconstructions, and trained ones read back, shared by the
+evaluation tests."""
 
 from __future__ import annotations
 
