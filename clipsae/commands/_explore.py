@@ -77,7 +77,7 @@ class ImageQuery:
 
 
 def image_query(args: argparse.Namespace) -> ImageQuery:
-    """The ``IMAGE`` query of ``add_image_run_arguments``' arguments."""
+    """The query that the arguments of ``add_image_run_arguments`` name."""
     run = run_of(args)
     return ImageQuery(run, open_sae(run, args.device), image_activation(args, run))
 
