@@ -1,8 +1,8 @@
 rule results_table:
     input:
-        recon=per_combo(f"{R}/eval/{RUN}/recon.json"),
-        zeroshot=per_combo(f"{R}/eval/{RUN}/zeroshot.json"),
-        cfg=per_combo(f"{R}/sae/{RUN}/cfg.json"),
+        recon=per_eval(f"{R}/eval/{EVAL}/recon.json"),
+        zeroshot=per_eval(f"{R}/eval/{EVAL}/zeroshot.json"),
+        cfg=per_eval(f"{R}/sae/{RUN}/cfg.json"),
     output:
         parquet=f"{R}/tables/results.parquet",
         markdown=f"{R}/tables/results.md",
@@ -17,7 +17,7 @@ rule results_table:
         mem_mb=res("results_table", "mem_mb"),
         runtime=res("results_table", "runtime"),
     params:
-        runs=list(combos()),
+        runs=list(evaluations()),
         code=code("results_table"),
     script:
         "../workflow_scripts/results_table.py"

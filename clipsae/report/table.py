@@ -18,8 +18,8 @@ FVU_DEFINITION = (
     "image. Dead % counts latents that never fire on the test split."
 )
 COLUMNS = [
-    "dataset", "model", "layer", "sae", "variant", "accuracy", "delta_accuracy", "dict_size",
-    "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct", "notes",
+    "dataset", "train", "model", "layer", "sae", "variant", "accuracy", "delta_accuracy",
+    "dict_size", "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct", "notes",
 ]  # fmt: skip
 
 
@@ -38,11 +38,14 @@ def summary_entries(
 
 
 def _rows(run: RunFiles) -> list[dict]:
-    """The CLIP row and the CLIP+SAE row of one (model, layer, dataset, sae) run."""
+    """The CLIP row and the CLIP+SAE row of one evaluation of a (model, layer, dataset, sae)
+    run: ``dataset`` is the evaluation's, ``train`` the SAE's training dataset."""
     recon = read_json(run["recon"])
     zs = read_json(run["zeroshot"])
     cfg = read_json(run["cfg"])
-    key = {k: getattr(run.run, k) for k in ("dataset", "model", "layer", "sae")}
+    r = run.run
+    key = {"dataset": r.evalset or r.dataset, "train": r.dataset, "model": r.model,
+           "layer": r.layer, "sae": r.sae}  # fmt: skip
     empty = dict.fromkeys(["delta_accuracy", "dict_size", "L0", "MSE", "L1", "R2Score", "FVU",
                            "cosine", "dead_pct"])  # fmt: skip
     clip = {**key, **empty, "variant": "CLIP", "accuracy": zs["accuracy_clip"],
