@@ -138,6 +138,12 @@ def extractions():
         yield dict(model=model, dataset=dataset, split=split, layer=layer)
 
 
+def published_figures():
+    """The `published` block of each `saes` entry that has one: read by the report alone."""
+    saes = config["saes"].items()
+    return {name: entry["published"] for name, entry in saes if "published" in entry}
+
+
 def per_combo(pattern):
     return [pattern.format(**c) for c in combos()]
 

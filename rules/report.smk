@@ -59,6 +59,7 @@ rule report:
         extractions=list(extractions()),
         truth_runs=list(truth_runs()),
         steering_runs=steering_runs(),
+        published=published_figures(),
         code=code("report"),
     script:
         "../workflow_scripts/report.py"

@@ -6,6 +6,7 @@ from clipsae.report.sections import (
     interpretations,
     latents,
     models,
+    published,
     results,
     sparsity,
     steering,
@@ -14,6 +15,7 @@ from clipsae.report.sections import (
 
 SECTIONS = (
     results.section,
+    published.section,
     data.section,
     sparsity.section,
     models.section,
