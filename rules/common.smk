@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from clipsae.config import matrix
+from clipsae.config.prompts import load_prompts
 from clipsae.config.validate import validate_config
 from clipsae.data import dataset_source_spec
 from clipsae.data.synthetic import SyntheticSpec
@@ -100,10 +101,16 @@ def text_source(w):
     return f"{R}/data/{w.name.removeprefix('classes_')}/classes.json"
 
 
-def text_templates(w):
+def text_prompts(w):
+    """The class prompts of a dataset (templates, and class names from a published ensemble),
+    resolved from `config/zeroshot` files here, so an edited file reruns its embeddings.
+    """
     if w.name == "vocab":
         return None
-    return config["datasets"][w.name.removeprefix("classes_")].get("templates")
+    templates = config["datasets"][w.name.removeprefix("classes_")].get("templates")
+    if templates is None:
+        return None
+    return load_prompts(templates, Path(workflow.basedir)).to_params()
 
 
 def model_weights(w):

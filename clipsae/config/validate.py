@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from clipsae.config.matrix import check_matrix, runs, sae_hyperparameters
+from clipsae.config.prompts import load_prompts
 from clipsae.data.base import dataset_source_spec
 from clipsae.runtime.errors import ConfigError
 
@@ -129,6 +130,8 @@ def check_semantics(config: dict, base_dir: Path) -> None:
             attempt(f"saes.{sae}", check_sae_spec, entry, widths[model, layer])
     for name, entry in config["datasets"].items():
         attempt(f"datasets.{name}", build_dataset, name, dataset_source_spec(entry))
+        if "templates" in entry:
+            attempt(f"datasets.{name}.templates", load_prompts, entry["templates"], base_dir)
     try:
         VLMConfig.from_mapping(config["interpret"]["vlm"])
     except ConfigError as exc:
