@@ -31,6 +31,7 @@ DEFAULT_RESOURCES = {
     "train_sae": dict(threads=2, mem_mb=16000, runtime=480, gpu=1),
     "eval_reconstruction": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "eval_zeroshot": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
+    "eval_extras": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
@@ -133,12 +134,15 @@ def evaluations():
 
 def extractions():
     """Every (model, dataset, split, layer) activation folder the runs read, in a stable order:
-    both splits of a training dataset (one to train on, one to validate), the test split of a
-    dataset that is only evaluated on."""
+    both splits of every dataset a run is trained or evaluated on (train and validate the SAE;
+    fit the linear probe and score it)."""
     wanted = {
         (c["model"], c["dataset"], c["layer"], s) for c in combos() for s in SPLITS
     }
-    wanted |= {(e["model"], e["evalset"], e["layer"], "test") for e in evaluations()}
+    # the evaluation extras' linear probe is fitted on the train split of its dataset
+    wanted |= {
+        (e["model"], e["evalset"], e["layer"], s) for e in evaluations() for s in SPLITS
+    }
     for model, dataset, layer, split in sorted(
         wanted, key=lambda k: (*k[:3], SPLITS.index(k[3]))
     ):

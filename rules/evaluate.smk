@@ -55,3 +55,29 @@ rule eval_zeroshot:
         code=code("eval_zeroshot"),
     script:
         "../workflow_scripts/eval_zeroshot.py"
+
+
+# The probe, the error baselines and the k-sweep of one evaluation (clipsae/steps/extras.py).
+rule eval_extras:
+    input:
+        sae=SAE_FILES,
+        train=f"{R}/activations/{{model}}/{{evalset}}/train/{{layer}}",
+        test=EVAL_ACTS,
+        classes=f"{R}/text/{{model}}/classes_{{evalset}}.npy",
+    output:
+        f"{R}/eval/{EVAL}/extras.json",
+    log:
+        f"logs/eval_extras/{EVAL}.log",
+    benchmark:
+        f"benchmarks/eval_extras/{EVAL}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: res("eval_extras", "threads")
+    resources:
+        mem_mb=res("eval_extras", "mem_mb"),
+        runtime=res("eval_extras", "runtime"),
+        gpu=res("eval_extras", "gpu"),
+    params:
+        code=code("eval_extras"),
+    script:
+        "../workflow_scripts/eval_extras.py"

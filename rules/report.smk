@@ -36,6 +36,7 @@ rule report:
         acts=[ACTS.format(**e) for e in extractions()],
         truth=[f"{R}/eval/{RUN}/ground_truth.json".format(**c) for c in truth_runs()],
         steering=[f"{R}/eval/{RUN}/steering.json".format(**c) for c in steering_runs()],
+        extras=per_eval(f"{R}/eval/{EVAL}/extras.json"),
         models=[
             f"{R}/models/{m}/build.json"
             for m, e in config["models"].items()
@@ -60,6 +61,7 @@ rule report:
         truth_runs=list(truth_runs()),
         steering_runs=steering_runs(),
         published=published_figures(),
+        evaluations=list(evaluations()),
         code=code("report"),
     script:
         "../workflow_scripts/report.py"

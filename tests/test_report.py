@@ -185,3 +185,25 @@ def test_an_evaluation_on_another_dataset_is_its_own_row(inputs, tmp_path):
     )
     df = pl.read_parquet(table)
     assert df.select("dataset", "train").rows() == [("colors", "shapes")] * 2
+
+
+def test_the_extras_section_has_a_probe_row_per_evaluation_and_the_sweep(inputs, tmp_path):
+    probe = {"probe_accuracy_clip": 0.9, "probe_accuracy_sae": 0.8, "probe_agreement": 0.85,
+             "probe_kl_clip_to_sae": 0.2}  # fmt: skip
+    point = {"l0": 4.0, "fvu": 0.3, "cosine": 0.9, "dead_frac": 0.1}
+    final = {"probe": probe, "baselines": {"error_only": {"accuracy_sae": 0.1},
+             "mean_ablated": {"accuracy_sae": 0.2}}, "sweep": [{"k": 4, **point}]}  # fmt: skip
+    inner = {"probe": probe, "baselines_skipped": "block2: not run", "sweep": []}
+    files = [_write_json(tmp_path / f"x{i}.json", e) for i, e in enumerate((final, inner))]
+    runs = [{**run, "evalset": "colors"} for run in RUNS]
+    extras = bind_runs(runs, {"extras": files})
+    write_report(dataclasses.replace(inputs, extras=extras), SECTIONS)
+    text = inputs.out_md.read_text(encoding="utf-8")
+    title = "topk on tiny / final / shapes, evaluated on colors"
+    assert f"| {title} | 0.9 | 0.8 | 0.85 | 0.2 | 0.1 | 0.2 |" in text
+    assert (
+        "| topk on tiny / block2 / shapes, evaluated on colors | 0.9 | 0.8 | 0.85 | 0.2 |  |  |"
+        in text
+    )
+    assert "- topk on tiny / block2 / shapes, evaluated on colors: block2: not run" in text
+    assert f"| {title} | k=4 | 4 | 0.3 | 0.9 | 0.1 |" in text

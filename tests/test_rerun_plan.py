@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1"]
 TARGET = "results/report.md"
 AGGREGATES = {("results_table", ""), ("report", "")}
-PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
-                 "ground_truth", "steering"}  # fmt: skip
+PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
+                 "encode_features", "collages", "name_by_vocab", "interpret_vlm",
+                 "clean_interpretations", "ground_truth", "steering"}  # fmt: skip
 
-EVAL_RULES = {"eval_reconstruction", "eval_zeroshot"}
+EVAL_RULES = {"eval_reconstruction", "eval_zeroshot", "eval_extras"}
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,7 @@ def test_templates_replan_only_that_datasets_text_and_zero_shot(workdir: Path) -
     config["datasets"]["colors"]["templates"] = ["a photo of a {} shape."]
     assert plan(workdir, config=config) == {
         ("embed_text", "model=tiny, name=classes_colors"),
-        *run_jobs({"eval_zeroshot"}, dataset="colors"),
+        *run_jobs({"eval_zeroshot", "eval_extras"}, dataset="colors"),  # both read the classes
         # Steering reads its own classes and, as the control, the other factor's: both datasets.
         *run_jobs({"steering"}),
         *AGGREGATES,

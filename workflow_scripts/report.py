@@ -27,5 +27,6 @@ with job_log(snakemake.log[0]):
         out_md=Path(snakemake.output.report),
         figures_dir=Path(snakemake.output.figure).parent,
         published=snakemake.params.published,
+        extras=bind_runs(snakemake.params.evaluations, {"extras": snakemake.input.extras}),
     )
     write_report(inputs, SECTIONS)

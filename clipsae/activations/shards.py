@@ -309,12 +309,17 @@ def open_activations(path: Path) -> ActivationStore | np.ndarray:
     return ActivationStore(path) if path.is_dir() else load_activations(path)
 
 
+def sample_positions(total: int, *, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct row positions of ``total`` drawn with ``seed``, sorted."""
+    if n > total:
+        raise ValueError(f"max_images {n} exceeds the {total} rows of the split")
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
 def subsample(data: ActivationStore | np.ndarray, *, n: int, seed: int) -> np.ndarray:
     """``n`` distinct rows drawn with ``seed``, in their original order; the same ``seed`` draws
     the same rows, so SAEs that differ only in their own seed see the same subset."""
-    if n > len(data):
-        raise ValueError(f"max_images {n} exceeds the {len(data)} rows of the split")
-    rows = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    rows = sample_positions(len(data), n=n, seed=seed)
     if isinstance(data, ActivationStore):
         return data.take(rows)
     return np.asarray(data[rows], dtype="float32")

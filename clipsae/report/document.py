@@ -42,6 +42,8 @@ class ReportInputs:
     builds: Sequence[Path]
     out_md: Path
     figures_dir: Path
+    # Per evaluation (run and evaluation dataset): the probe, baselines and sweep (``extras``).
+    extras: Sequence[RunFiles] = ()
     # The `published` block of each `saes` entry that has one (config, not a file).
     published: Mapping[str, Mapping] = field(default_factory=dict)
 

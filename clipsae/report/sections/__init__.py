@@ -2,6 +2,7 @@
 
 from clipsae.report.sections import (
     data,
+    extras,
     ground_truth,
     interpretations,
     latents,
@@ -16,6 +17,7 @@ from clipsae.report.sections import (
 SECTIONS = (
     results.section,
     published.section,
+    extras.section,
     data.section,
     sparsity.section,
     models.section,
