@@ -134,19 +134,13 @@ def evaluations():
 
 def extractions():
     """Every (model, dataset, split, layer) activation folder the runs read, in a stable order:
-    both splits of every dataset a run is trained or evaluated on (train and validate the SAE;
-    fit the linear probe and score it)."""
-    wanted = {
-        (c["model"], c["dataset"], c["layer"], s) for c in combos() for s in SPLITS
-    }
-    # the evaluation extras' linear probe is fitted on the train split of its dataset
-    wanted |= {
-        (e["model"], e["evalset"], e["layer"], s) for e in evaluations() for s in SPLITS
-    }
-    for model, dataset, layer, split in sorted(
-        wanted, key=lambda k: (*k[:3], SPLITS.index(k[3]))
-    ):
-        yield dict(model=model, dataset=dataset, split=split, layer=layer)
+    both splits of every dataset a run is trained on (train, validate) or evaluated on (the
+    linear probe is fitted on the train split, everything is scored on the test split)."""
+    used = {(c["model"], c["dataset"], c["layer"]) for c in combos()}
+    used |= {(e["model"], e["evalset"], e["layer"]) for e in evaluations()}
+    for model, dataset, layer in sorted(used):
+        for split in SPLITS:
+            yield dict(model=model, dataset=dataset, split=split, layer=layer)
 
 
 def published_figures():
