@@ -135,7 +135,8 @@ def evaluations():
 def extractions():
     """Every (model, dataset, split, layer) activation folder the runs read, in a stable order:
     both splits of every dataset a run is trained on (train, validate) or evaluated on (the
-    linear probe is fitted on the train split, everything is scored on the test split)."""
+    linear probe is fitted on the train split, everything is scored on the test split).
+    """
     used = {(c["model"], c["dataset"], c["layer"]) for c in combos()}
     used |= {(e["model"], e["evalset"], e["layer"]) for e in evaluations()}
     for model, dataset, layer in sorted(used):
