@@ -46,7 +46,7 @@ rule embed_text:
         gpu=res("embed_text", "gpu"),
     params:
         model=model_entry,
-        templates=text_templates,
+        prompts=text_prompts,
         code=code("embed_text"),
     script:
         "../workflow_scripts/embed_text.py"

@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+from clipsae.config import matrix
+from clipsae.config.prompts import load_prompts
 from clipsae.config.validate import validate_config
 from clipsae.data import dataset_source_spec
 from clipsae.data.synthetic import SyntheticSpec
@@ -13,7 +15,7 @@ from clipsae.runtime.fingerprint import code_fingerprint
 config = validate_config(config, Path(workflow.basedir))
 
 R = "results"
-SPLITS = ["train", "test"]
+SPLITS = list(matrix.SPLITS)
 # Settings that change how a job runs, never what it writes. Rule params are Snakemake's rerun
 # triggers, so these stay out of them; the scripts read them from `snakemake.config`.
 # (`device`, and `threads`/`resources`, which are not params anyway, belong here too.)
@@ -29,6 +31,7 @@ DEFAULT_RESOURCES = {
     "train_sae": dict(threads=2, mem_mb=16000, runtime=480, gpu=1),
     "eval_reconstruction": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "eval_zeroshot": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
+    "eval_extras": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
@@ -55,6 +58,7 @@ names = lambda section: "|".join(map(re.escape, config[section]))
 wildcard_constraints:
     model=names("models"),
     dataset=names("datasets"),
+    evalset=names("datasets"),
     sae=names("saes"),
     split="|".join(SPLITS),
     layer=r"final|block\d+",
@@ -70,6 +74,10 @@ def model_entry(w):
 def dataset_source(w):
     """The image source of a dataset, without its templates (those only reach embed_text)."""
     return dataset_source_spec(config["datasets"][w.dataset])
+
+
+def eval_dataset_source(w):
+    return dataset_source_spec(config["datasets"][w.evalset])
 
 
 def extraction_settings():
@@ -94,10 +102,16 @@ def text_source(w):
     return f"{R}/data/{w.name.removeprefix('classes_')}/classes.json"
 
 
-def text_templates(w):
+def text_prompts(w):
+    """The class prompts of a dataset (templates, and class names from a published ensemble),
+    resolved from `config/zeroshot` files here, so an edited file reruns its embeddings.
+    """
     if w.name == "vocab":
         return None
-    return config["datasets"][w.name.removeprefix("classes_")].get("templates")
+    templates = config["datasets"][w.name.removeprefix("classes_")].get("templates")
+    if templates is None:
+        return None
+    return load_prompts(templates, Path(workflow.basedir)).to_params()
 
 
 def model_weights(w):
@@ -108,28 +122,57 @@ def model_weights(w):
 
 
 def combos():
-    """Every (model, layer, dataset, sae) the config asks for."""
-    for model, entry in config["models"].items():
-        for layer in entry["layers"]:
-            for dataset in config["datasets"]:
-                for sae in config["saes"]:
-                    yield dict(model=model, layer=layer, dataset=dataset, sae=sae)
+    """Every (model, layer, dataset, sae) run the config's matrix asks for (clipsae.config.matrix):
+    ``dataset`` is the one the SAE is trained on."""
+    return matrix.runs(config)
+
+
+def evaluations():
+    """Every run once per dataset it is evaluated on (``evalset``)."""
+    return matrix.evaluations(config)
 
 
 def extractions():
-    """Every (model, dataset, split, layer) activation folder the runs read, in a stable order."""
-    seen = {(c["model"], c["dataset"], c["layer"]) for c in combos()}
-    for model, dataset, layer in sorted(seen):
+    """Every (model, dataset, split, layer) activation folder the runs read, in a stable order:
+    both splits of every dataset a run is trained on (train, validate) or evaluated on (the
+    linear probe is fitted on the train split, everything is scored on the test split).
+    """
+    used = {(c["model"], c["dataset"], c["layer"]) for c in combos()}
+    used |= {(e["model"], e["evalset"], e["layer"]) for e in evaluations()}
+    for model, dataset, layer in sorted(used):
         for split in SPLITS:
             yield dict(model=model, dataset=dataset, split=split, layer=layer)
+
+
+def published_figures():
+    """The `published` block of each `saes` entry that has one: read by the report alone."""
+    saes = config["saes"].items()
+    return {name: entry["published"] for name, entry in saes if "published" in entry}
 
 
 def per_combo(pattern):
     return [pattern.format(**c) for c in combos()]
 
 
+def per_eval(pattern):
+    return [pattern.format(**e) for e in evaluations()]
+
+
+def sae_hyperparameters(w):
+    """What makes the SAE of a run (its arch config and recipe), without where it runs."""
+    return matrix.sae_hyperparameters(config["saes"][w.sae])
+
+
+def training_data(w):
+    return matrix.training_data(config["saes"][w.sae])
+
+
 RUN = "{model}/{layer}/{dataset}/{sae}"
+# A run's evaluation on one dataset: the run's training dataset and the evaluation dataset are
+# both in the path, so changing an `eval` list reruns only those evaluations.
+EVAL = f"{RUN}/on_{{evalset}}"
 ACTS = f"{R}/activations/{{model}}/{{dataset}}/{{split}}/{{layer}}"
+EVAL_ACTS = f"{R}/activations/{{model}}/{{evalset}}/test/{{layer}}"
 
 
 # Settings that change how hard the VLM client tries, not what a name is: kept out of params

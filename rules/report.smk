@@ -1,8 +1,8 @@
 rule results_table:
     input:
-        recon=per_combo(f"{R}/eval/{RUN}/recon.json"),
-        zeroshot=per_combo(f"{R}/eval/{RUN}/zeroshot.json"),
-        cfg=per_combo(f"{R}/sae/{RUN}/cfg.json"),
+        recon=per_eval(f"{R}/eval/{EVAL}/recon.json"),
+        zeroshot=per_eval(f"{R}/eval/{EVAL}/zeroshot.json"),
+        cfg=per_eval(f"{R}/sae/{RUN}/cfg.json"),
     output:
         parquet=f"{R}/tables/results.parquet",
         markdown=f"{R}/tables/results.md",
@@ -17,7 +17,7 @@ rule results_table:
         mem_mb=res("results_table", "mem_mb"),
         runtime=res("results_table", "runtime"),
     params:
-        runs=list(combos()),
+        runs=list(evaluations()),
         code=code("results_table"),
     script:
         "../workflow_scripts/results_table.py"
@@ -36,6 +36,7 @@ rule report:
         acts=[ACTS.format(**e) for e in extractions()],
         truth=[f"{R}/eval/{RUN}/ground_truth.json".format(**c) for c in truth_runs()],
         steering=[f"{R}/eval/{RUN}/steering.json".format(**c) for c in steering_runs()],
+        extras=per_eval(f"{R}/eval/{EVAL}/extras.json"),
         models=[
             f"{R}/models/{m}/build.json"
             for m, e in config["models"].items()
@@ -59,6 +60,8 @@ rule report:
         extractions=list(extractions()),
         truth_runs=list(truth_runs()),
         steering_runs=steering_runs(),
+        published=published_figures(),
+        evaluations=list(evaluations()),
         code=code("report"),
     script:
         "../workflow_scripts/report.py"

@@ -1,7 +1,7 @@
 rule train_sae:
     input:
-        train=f"{R}/activations/{{model}}/{{dataset}}/train/{{layer}}",
-        val=f"{R}/activations/{{model}}/{{dataset}}/test/{{layer}}",
+        train=lambda w: ACTS.format(split=training_data(w).split, **w),
+        val=lambda w: ACTS.format(split=training_data(w).val_split, **w),
     output:
         weights=f"{R}/sae/{RUN}/sae_weights.safetensors",
         cfg=f"{R}/sae/{RUN}/cfg.json",
@@ -20,7 +20,8 @@ rule train_sae:
         runtime=res("train_sae", "runtime"),
         gpu=res("train_sae", "gpu"),
     params:
-        entry=lambda w: config["saes"][w.sae],
+        entry=sae_hyperparameters,
+        data=lambda w: training_data(w).to_params(),
         code=code("train_sae"),
     script:
         "../workflow_scripts/train_sae.py"

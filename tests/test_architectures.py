@@ -30,13 +30,23 @@ def test_unknown_architectures_name_the_known_ones() -> None:
         architectures.architecture_config("ViT-X")
 
 
-def test_validating_the_demo_config_imports_no_open_clip() -> None:
+def test_pretrained_tags_read_without_open_clip_are_open_clips() -> None:
+    declared = architectures._declared_tags()
+    assert declared is not None and "openai" in declared["ViT-B-32"]
+    for arch, tags in declared.items():
+        assert set(tags) == set(open_clip.list_pretrained_tags_by_model(arch)), arch
+    with pytest.raises(ValueError, match="pretrained tag 'opneai' is not known for RN50"):
+        architectures.check_pretrained("RN50", "opneai")
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/experiments/seeds.yaml"])
+def test_validating_a_config_imports_no_open_clip(config: str) -> None:
     probe = (
         "import json, sys\n"
         "from pathlib import Path\n"
         "import yaml\n"
         "from clipsae.config.validate import validate_config\n"
-        "validate_config(yaml.safe_load(Path('config/config.yaml').read_text()), Path('.'))\n"
+        f"validate_config(yaml.safe_load(Path('{config}').read_text()), Path('.'))\n"
         "print(json.dumps([m for m in ('open_clip', 'torchvision') if m in sys.modules]))\n"
     )
     run = subprocess.run(

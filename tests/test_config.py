@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clipsae.config import matrix
 from clipsae.config.validate import ConfigError, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +116,57 @@ def test_interpret_keys_are_checked(demo):
           "interpret.scoring.per_quantile: 0 is less than the minimum of 1")  # fmt: skip
     bad["interpret"] = {"manual": "config/names_by_hand.csv"}
     check(bad, "interpret.manual: file", "names_by_hand.csv does not exist")
+
+
+def test_the_matrix_defaults_to_every_model_layer_and_dataset_evaluated_on_its_own(demo):
+    config = validate_config(copy.deepcopy(demo), ROOT)
+    runs = list(matrix.runs(config))
+    assert len(runs) == 2 * 2 * len(config["saes"])  # layers x datasets x saes
+    assert [(r["layer"], r["dataset"]) for r in runs[:2]] == [
+        ("final", "shapes"),
+        ("final", "colors"),
+    ]
+    assert [e["evalset"] for e in matrix.evaluations(config)] == [r["dataset"] for r in runs]
+
+
+def test_an_entry_picks_its_layers_training_data_and_evaluations(demo):
+    config = copy.deepcopy(demo)
+    config["saes"]["topk8-x8"] |= {
+        "layers": ["block1"],
+        "train": {"dataset": "shapes", "max_images": 100},
+        "eval": ["shapes", "colors"],
+        "published": {"source": "a paper", "on": {"colors": {"accuracy_sae": 0.5}}},
+    }
+    config = validate_config(config, ROOT)
+    assert [tuple(e.values()) for e in matrix.evaluations(config)] == [
+        ("tiny", "block1", "shapes", "topk8-x8", "shapes"),
+        ("tiny", "block1", "shapes", "topk8-x8", "colors"),
+    ]
+    entry = config["saes"]["topk8-x8"]
+    assert "eval" not in matrix.sae_hyperparameters(entry)
+    data = matrix.training_data(entry)
+    assert (data.split, data.val_split, data.max_images) == ("train", "test", 100)
+
+
+def test_matrix_names_and_keys_are_checked(demo):
+    bad = copy.deepcopy(demo)
+    bad["saes"]["topk8-x8"] |= {
+        "models": ["huge"],
+        "train": {"dataset": ["shapes", "food"], "max_imgs": 5},
+        "eval": ["cifar"],
+        "published": {"on": {"colors": {"top1": 0.9}}},
+    }
+    check(bad, "saes.topk8-x8.train: unknown key 'max_imgs'",
+          "saes.topk8-x8.published.on.colors: unknown key 'top1'")  # fmt: skip
+    del bad["saes"]["topk8-x8"]["train"]["max_imgs"]
+    bad["saes"]["topk8-x8"]["published"]["on"]["colors"] = {"L0": 3}
+    check(
+        bad,
+        "saes.topk8-x8.models: 'huge' is not defined (defined: tiny)",
+        "saes.topk8-x8.train.dataset: 'food' is not defined",
+        "saes.topk8-x8.eval: 'cifar' is not defined",
+        "saes.topk8-x8.published.on.colors: 'colors' is not among the datasets it is evaluated on",
+    )
+    bad = copy.deepcopy(demo)
+    bad["saes"]["topk8-x8"]["layers"] = ["block9"]
+    check(bad, "saes.topk8-x8.layers: layer 'block9' is out of range")

@@ -74,8 +74,8 @@ def test_a_trainer_change_changes_the_rules_that_import_the_trainer(tree: Path) 
     train.write_text(train.read_text() + "\nTRAINER_REVISION = 2\n")
     after = probe(tree)
     assert changed_rules(before, after) == {
-        "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features", "name_by_vocab",
-        "clean_interpretations", "ground_truth", "steering",
+        "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras", "encode_features",
+        "name_by_vocab", "clean_interpretations", "ground_truth", "steering",
     }  # fmt: skip
     # Every one of them loads SAEs through clipsae.sae, whose __init__ imports the trainer.
     assert all("clipsae/sae/train.py" in after["closures"][r] for r in changed_rules(before, after))

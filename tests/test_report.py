@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -156,3 +157,53 @@ def test_a_missing_role_names_the_run_and_the_role(inputs):
         inputs.runs[0]["zeroshot"]
     with pytest.raises(ValueError, match="input 'stats' has 1 files for 2 runs"):
         bind_runs(RUNS, {"stats": ["a"]})
+
+
+def test_published_figures_stand_beside_ours_per_model_and_layer(inputs):
+    figures = {"shapes": {"accuracy_sae": 0.8, "L0": 10}, "colors": {"FVU": 0.2}}
+    published = {"topk": {"source": "a paper", "note": "our reading", "on": figures}}
+    write_report(dataclasses.replace(inputs, published=published), SECTIONS)
+    text = inputs.out_md.read_text(encoding="utf-8")
+    assert "## Published vs ours" in text
+    assert "| topk | shapes | accuracy_sae | 0.8 | 0.85 | tiny / final / shapes |" in text
+    assert "| topk | shapes | L0 | 10 | 8 | tiny / final / shapes |" in text
+    assert "| topk | shapes | L0 | 10 | 9 | tiny / block2 / shapes |" in text
+    assert "| topk | colors | FVU | 0.2 |  |  |" in text  # not evaluated there: left blank
+    assert "- **topk**: a paper; our reading" in text
+    write_report(inputs, SECTIONS)
+    assert "## Published vs ours" not in inputs.out_md.read_text(encoding="utf-8")
+
+
+def test_an_evaluation_on_another_dataset_is_its_own_row(inputs, tmp_path):
+    files = _run_files(tmp_path / "other", 0)
+    run = {**RUNS[0], "evalset": "colors"}
+    table = tmp_path / "t.parquet"
+    results_table(
+        runs=bind_runs([run], {r: [files[r]] for r in ("recon", "zeroshot", "cfg")}),
+        out_parquet=table,
+        out_md=table.with_suffix(".md"),
+    )
+    df = pl.read_parquet(table)
+    assert df.select("dataset", "train").rows() == [("colors", "shapes")] * 2
+
+
+def test_the_extras_section_has_a_probe_row_per_evaluation_and_the_sweep(inputs, tmp_path):
+    probe = {"probe_accuracy_clip": 0.9, "probe_accuracy_sae": 0.8, "probe_agreement": 0.85,
+             "probe_kl_clip_to_sae": 0.2}  # fmt: skip
+    point = {"l0": 4.0, "fvu": 0.3, "cosine": 0.9, "dead_frac": 0.1}
+    final = {"probe": probe, "baselines": {"error_only": {"accuracy_sae": 0.1},
+             "mean_ablated": {"accuracy_sae": 0.2}}, "sweep": [{"k": 4, **point}]}  # fmt: skip
+    inner = {"probe": probe, "baselines_skipped": "block2: not run", "sweep": []}
+    files = [_write_json(tmp_path / f"x{i}.json", e) for i, e in enumerate((final, inner))]
+    runs = [{**run, "evalset": "colors"} for run in RUNS]
+    extras = bind_runs(runs, {"extras": files})
+    write_report(dataclasses.replace(inputs, extras=extras), SECTIONS)
+    text = inputs.out_md.read_text(encoding="utf-8")
+    title = "topk on tiny / final / shapes, evaluated on colors"
+    assert f"| {title} | 0.9 | 0.8 | 0.85 | 0.2 | 0.1 | 0.2 |" in text
+    assert (
+        "| topk on tiny / block2 / shapes, evaluated on colors | 0.9 | 0.8 | 0.85 | 0.2 |  |  |"
+        in text
+    )
+    assert "- topk on tiny / block2 / shapes, evaluated on colors: block2: not run" in text
+    assert f"| {title} | k=4 | 4 | 0.3 | 0.9 | 0.1 |" in text

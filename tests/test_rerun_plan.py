@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "1"]
 TARGET = "results/report.md"
 AGGREGATES = {("results_table", ""), ("report", "")}
-PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                 "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
-                 "ground_truth", "steering"}  # fmt: skip
+PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
+                 "encode_features", "collages", "name_by_vocab", "interpret_vlm",
+                 "clean_interpretations", "ground_truth", "steering"}  # fmt: skip
+
+EVAL_RULES = {"eval_reconstruction", "eval_zeroshot", "eval_extras"}
 
 pytestmark = pytest.mark.slow
 
@@ -128,13 +130,18 @@ def plan(workdir: Path, **change) -> set[tuple[str, str]]:
 
 
 def run_jobs(rules: set[str], dataset: str = "(shapes|colors)", layer: str = "final") -> set:
-    """The per-(model, layer, dataset, sae) jobs of ``rules`` that the tiny config has."""
+    """The per-(model, layer, dataset, sae) jobs of ``rules`` that the tiny config has; an
+    evaluation rule's on the run's own training dataset (the default ``eval``)."""
     return {
-        (rule, f"model=tiny, layer={layer}, dataset={d}, sae=topk")
+        (rule, f"model=tiny, layer={layer}, dataset={d}, sae=topk" + on(rule, d))
         for rule in rules
         for d in ("shapes", "colors")
         if re.fullmatch(dataset, d)
     }
+
+
+def on(rule: str, evalset: str) -> str:
+    return f", evalset={evalset}" if rule in EVAL_RULES else ""
 
 
 def test_execution_settings_replan_nothing(workdir: Path) -> None:
@@ -151,11 +158,25 @@ def test_templates_replan_only_that_datasets_text_and_zero_shot(workdir: Path) -
     config["datasets"]["colors"]["templates"] = ["a photo of a {} shape."]
     assert plan(workdir, config=config) == {
         ("embed_text", "model=tiny, name=classes_colors"),
-        *run_jobs({"eval_zeroshot"}, dataset="colors"),
+        *run_jobs({"eval_zeroshot", "eval_extras"}, dataset="colors"),  # both read the classes
         # Steering reads its own classes and, as the control, the other factor's: both datasets.
         *run_jobs({"steering"}),
         *AGGREGATES,
     }
+
+
+def test_a_new_evaluation_dataset_plans_only_its_evaluations_and_the_aggregates(workdir: Path):
+    config = small_config()
+    config["saes"]["topk"]["eval"] = ["shapes", "colors"]
+    assert (
+        plan(workdir, config=config)
+        == {
+            (rule, f"model=tiny, layer=final, dataset={train}, sae=topk, evalset={evalset}")
+            for rule in EVAL_RULES
+            for train, evalset in (("shapes", "colors"), ("colors", "shapes"))
+        }
+        | AGGREGATES
+    )
 
 
 def test_a_new_layer_plans_only_that_layers_jobs(workdir: Path) -> None:

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from clipsae.activations.shards import ActivationStore, ShardError, ShardWriter, load_activations
+from clipsae.activations.shards import (
+    ActivationStore,
+    ShardError,
+    ShardWriter,
+    load_activations,
+    subsample,
+)
 
 
 def write(tmp_path, data, shard_rows, chunk):
@@ -54,3 +60,18 @@ def test_wrong_width_and_tampering_and_unfinished_directories_are_refused(tmp_pa
     (tmp_path / "empty").mkdir()
     with pytest.raises(ShardError, match="did not finish"):
         ActivationStore(tmp_path / "empty")
+
+
+def test_a_subsample_is_seeded_distinct_and_the_same_from_a_store_or_an_array(tmp_path):
+    data = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    writer = ShardWriter(tmp_path, d=3, shard_rows=7)
+    writer.add(data)
+    writer.close()
+    store = ActivationStore(tmp_path)
+    rows = subsample(store, n=20, seed=3)
+    assert np.array_equal(rows, subsample(data, n=20, seed=3))
+    first = rows[:, 0] / 3
+    assert len(set(first)) == 20 and list(first) == sorted(first)  # distinct, in file order
+    assert not np.array_equal(rows, subsample(store, n=20, seed=4))
+    with pytest.raises(ValueError, match="max_images 51 exceeds the 50 rows"):
+        subsample(store, n=51, seed=0)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from clipsae.models.clip import load_clip
 from clipsae.models.text import class_embeddings, encode_texts
+from clipsae.steps.text import embed_classes
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +43,17 @@ def test_bad_templates_and_empty_input_are_refused(tiny):
         class_embeddings(tiny, ["circle"], ["a photo"])
     with pytest.raises(ValueError, match="no texts"):
         encode_texts(tiny, [])
+
+
+def test_a_published_ensembles_class_names_replace_the_datasets_label_for_label(tmp_path):
+    classes = tmp_path / "classes.json"
+    classes.write_text(json.dumps({"classes": ["circle_1", "sq"]}))
+    model = {"arch": "clipsae-tiny-vit", "pretrained": "none", "seed": 0}
+    out = tmp_path / "classes.npy"
+    prompts = {"templates": ["a {}."], "classes": ["circle", "square"]}
+    embed_classes(model=model, weights=None, classes_json=classes, prompts=prompts,
+                  out_npy=out, device="cpu")  # fmt: skip
+    assert pl.read_parquet(out.with_suffix(".parquet"))["name"].to_list() == ["circle", "square"]
+    with pytest.raises(ValueError, match="3 class names do not match the 2 classes of"):
+        embed_classes(model=model, weights=None, classes_json=classes, out_npy=out, device="cpu",
+                      prompts={**prompts, "classes": ["a", "b", "c"]})  # fmt: skip

@@ -48,6 +48,8 @@ def snakemake(
         env={
             "TQDM_DISABLE": "1",
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            # This checkout's package, not whichever one the environment has installed.
+            "PYTHONPATH": str(ROOT),
             **(env or {}),
         },
     )
@@ -100,7 +102,8 @@ def test_the_report_and_the_results_table(workdir):
         assert row["delta_accuracy"] == pytest.approx(row["accuracy"] - clip["accuracy"])
     report = (workdir / "results" / "report.md").read_text()
     for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models",
-                    "## Names: scores and cleaning", "## VLM naming"):  # fmt: skip
+                    "## Names: scores and cleaning", "## VLM naming",
+                    "## Probe, error baselines and sweep"):  # fmt: skip
         assert heading in report
     # No key in the test environment: VLM naming is skipped, said so, and vocabulary names stand.
     assert "OPENROUTER_API_KEY is not set" in report
@@ -135,8 +138,9 @@ def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
         for p in (workdir / "benchmarks").rglob("*.tsv")
     }
     expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
-                "train_sae", "eval_reconstruction", "eval_zeroshot", "encode_features",
-                "collages", "name_by_vocab", "interpret_vlm", "clean_interpretations",
+                "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
+                "encode_features", "collages", "name_by_vocab", "interpret_vlm",
+                "clean_interpretations",
                 "ground_truth", "steering",
                 "results_table.log", "report.log"}  # fmt: skip
     assert logs == expected

@@ -13,13 +13,18 @@ from clipsae.evaluate.zeroshot import ZeroShotTally, zeroshot_on_embeddings, zer
 from clipsae.models.clip import load_clip
 
 
-def test_tally_matches_a_direct_computation():
-    rng = np.random.default_rng(0)
-    classes = rng.normal(size=(5, 16)).astype(np.float32)
+def random_problem(*, seed: int, n_classes: int, n: int, noise: float) -> tuple[np.ndarray, ...]:
+    """Unit class embeddings, clean and noisy image embeddings, and labels."""
+    rng = np.random.default_rng(seed)
+    classes = rng.normal(size=(n_classes, 16)).astype(np.float32)
     classes /= np.linalg.norm(classes, axis=1, keepdims=True)
-    clean = rng.normal(size=(40, 16)).astype(np.float32)
-    noisy = clean + 0.5 * rng.normal(size=clean.shape).astype(np.float32)
-    labels = rng.integers(0, 5, size=40)
+    clean = rng.normal(size=(n, 16)).astype(np.float32)
+    noisy = clean + noise * rng.normal(size=clean.shape).astype(np.float32)
+    return classes, clean, noisy, rng.integers(0, n_classes, size=n)
+
+
+def test_tally_matches_a_direct_computation():
+    classes, clean, noisy, labels = random_problem(seed=0, n_classes=5, n=40, noise=0.5)
     tally = ZeroShotTally(classes, logit_scale=10.0)
     for s in (slice(0, 13), slice(13, 40)):
         tally.update(
@@ -38,6 +43,21 @@ def test_tally_matches_a_direct_computation():
     assert got["agreement"] == pytest.approx(float((lc.argmax(1) == ln.argmax(1)).float().mean()))
     kl = (lc.exp() * (lc - ln)).sum(1).mean()
     assert got["kl_clip_to_sae"] == pytest.approx(float(kl), rel=1e-4)
+
+
+def test_top5_counts_labels_among_the_five_best_classes():
+    classes, clean, noisy, labels = random_problem(seed=1, n_classes=12, n=200, noise=2.0)
+    tally = ZeroShotTally(classes)
+    tally.update(torch.from_numpy(clean), torch.from_numpy(noisy), torch.from_numpy(labels))
+    got = tally.result()
+    for key, x in (("clip", clean), ("sae", noisy)):
+        ranks = np.argsort(-(x @ classes.T), axis=1)[:, :5]  # same order as the softmax's
+        expected = float((ranks == labels[:, None]).any(1).mean())
+        assert got[f"top5_{key}"] == pytest.approx(expected)
+        assert got[f"accuracy_{key}"] <= got[f"top5_{key}"] < 1
+    few = ZeroShotTally(classes[:3])  # fewer than 5 classes: every label is in the top 5
+    few.update(torch.from_numpy(clean), torch.from_numpy(noisy), torch.from_numpy(labels % 3))
+    assert few.result()["top5_clip"] == few.result()["top5_sae"] == 1.0
 
 
 def test_identity_sae_leaves_embedding_zero_shot_unchanged():

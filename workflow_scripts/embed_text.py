@@ -18,7 +18,7 @@ with job_log(snakemake.log[0]):
             model=snakemake.params.model,
             weights=weights,
             classes_json=snakemake.input.source,
-            templates=snakemake.params.templates,
+            prompts=snakemake.params.prompts,
             out_npy=snakemake.output[0],
             device=snakemake.config["device"],
         )

@@ -16,7 +16,7 @@ with job_log(snakemake.log[0]):
         layer=w.layer,
         model=model,
         weights=snakemake.input.weights or None,
-        dataset_name=w.dataset,
+        dataset_name=w.evalset,
         dataset_entry=snakemake.params.dataset,
         index_dir=Path(snakemake.input.index).parent,
         out_json=Path(snakemake.output[0]),

@@ -26,5 +26,7 @@ with job_log(snakemake.log[0]):
         builds=[Path(p) for p in snakemake.input.models],
         out_md=Path(snakemake.output.report),
         figures_dir=Path(snakemake.output.figure).parent,
+        published=snakemake.params.published,
+        extras=bind_runs(snakemake.params.evaluations, {"extras": snakemake.input.extras}),
     )
     write_report(inputs, SECTIONS)

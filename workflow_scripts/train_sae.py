@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from clipsae.config.matrix import TrainingData
 from clipsae.runtime.logs import job_log
 from clipsae.steps.train import train
 
@@ -9,6 +10,7 @@ w = snakemake.wildcards
 with job_log(snakemake.log[0]):
     train(
         entry=snakemake.params.entry,
+        data=TrainingData(**snakemake.params.data),
         train_path=Path(snakemake.input.train),
         val_path=Path(snakemake.input.val),
         out_dir=Path(snakemake.output.cfg).parent,

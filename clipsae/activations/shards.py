@@ -214,6 +214,17 @@ class ActivationStore:
         if n_pending:
             yield np.concatenate(pending)
 
+    def take(self, rows: np.ndarray, dtype: str = "float32") -> np.ndarray:
+        """The given rows (sorted, distinct positions), read shard by shard through the memory
+        map, so a subsample costs its own size in memory, not the store's."""
+        starts = np.cumsum([0, *(info.rows for info in self.meta.shards)])
+        pieces = []
+        for i in range(len(self.meta.shards)):
+            local = rows[(rows >= starts[i]) & (rows < starts[i + 1])] - starts[i]
+            if len(local):
+                pieces.append(np.asarray(self.shard(i)[local], dtype=dtype))
+        return np.concatenate(pieces) if pieces else np.zeros((0, self.d), dtype=dtype)
+
     def load_all(self, dtype: str = "float32") -> np.ndarray:
         if not self.meta.shards:
             return np.zeros((0, self.d), dtype=dtype)
@@ -293,6 +304,22 @@ def open_activations(path: Path) -> ActivationStore | np.ndarray:
     """A shard directory streams (the trainer loads it if it fits); a ``.npy`` loads at once."""
     path = Path(path)
     return ActivationStore(path) if path.is_dir() else load_activations(path)
+
+
+def sample_positions(total: int, *, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct row positions of ``total`` drawn with ``seed``, sorted."""
+    if n > total:
+        raise ValueError(f"max_images {n} exceeds the {total} rows of the split")
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
+def subsample(data: ActivationStore | np.ndarray, *, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct rows drawn with ``seed``, in their original order; the same ``seed`` draws
+    the same rows, so SAEs that differ only in their own seed see the same subset."""
+    rows = sample_positions(len(data), n=n, seed=seed)
+    if isinstance(data, ActivationStore):
+        return data.take(rows)
+    return np.asarray(data[rows], dtype="float32")
 
 
 def batches_of(data: ActivationStore | np.ndarray, size: int = EVAL_BATCH) -> Iterator[np.ndarray]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from clipsae.config.matrix import check_matrix, runs, sae_hyperparameters
+from clipsae.config.prompts import load_prompts
 from clipsae.data.base import dataset_source_spec
 from clipsae.runtime.errors import ConfigError
 
@@ -96,6 +98,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     from clipsae.sae.entry import check_sae_spec
 
     problems: list[str] = []
+    widths: dict[tuple[str, str], int | None] = {}
 
     def attempt(where: str, fn, *args) -> object:
         try:
@@ -112,13 +115,23 @@ def check_semantics(config: dict, base_dir: Path) -> None:
             attempt(f"{where}.pretrained", check_pretrained, model["arch"], model["pretrained"])
         attempt(f"{where}.seed", check_seed, model["pretrained"], model["seed"])
         for i, layer in enumerate(model["layers"]):
-            width = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)
-            if width is None:
-                continue
-            for sae_name, sae in config["saes"].items():
-                attempt(f"saes.{sae_name}", check_sae_spec, sae, width)
+            widths[name, layer] = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)
+    unknown_names = check_matrix(config)
+    problems.extend(unknown_names)
+    checked: set[tuple[str, str, str]] = set()
+    for run in [] if unknown_names else runs(config):
+        model, layer, sae = run["model"], run["layer"], run["sae"]
+        if (model, layer) not in widths:  # a layer only this SAE's `layers` names
+            arch = config["models"][model]["arch"]
+            widths[model, layer] = attempt(f"saes.{sae}.layers", layer_width, arch, layer)
+        if widths[model, layer] is not None and (model, layer, sae) not in checked:
+            checked.add((model, layer, sae))
+            entry = sae_hyperparameters(config["saes"][sae])
+            attempt(f"saes.{sae}", check_sae_spec, entry, widths[model, layer])
     for name, entry in config["datasets"].items():
         attempt(f"datasets.{name}", build_dataset, name, dataset_source_spec(entry))
+        if "templates" in entry:
+            attempt(f"datasets.{name}.templates", load_prompts, entry["templates"], base_dir)
     try:
         VLMConfig.from_mapping(config["interpret"]["vlm"])
     except ConfigError as exc:

@@ -25,13 +25,22 @@ LOGIT_SCALE = 100.0
 
 
 class ZeroShotTally:
-    """Accumulates accuracy of both variants, their agreement and the KL between them."""
+    """Accumulates top-1 and top-5 accuracy of both variants, their agreement and the KL between
+    them (top-5 counts a row when its label is among the 5 best-scored classes, or among all of
+    them when there are fewer: then it is 1)."""
+
+    TOP = 5
 
     def __init__(self, class_embeddings: np.ndarray, logit_scale: float = LOGIT_SCALE) -> None:
         self.classes = torch.as_tensor(class_embeddings, dtype=torch.float32)
         self.scale = logit_scale
         self.n = self.correct_clip = self.correct_sae = self.agree = 0
+        self.top_clip = self.top_sae = 0
         self.kl_sum = 0.0
+
+    def _in_top(self, logp: torch.Tensor, labels: torch.Tensor) -> int:
+        best = logp.topk(min(self.TOP, logp.shape[-1]), dim=-1).indices.cpu()
+        return int((best == labels[:, None]).any(-1).sum())
 
     def _logits(self, emb: torch.Tensor) -> torch.Tensor:
         return self.scale * F.normalize(emb.float(), dim=-1) @ self.classes.to(emb.device).T
@@ -45,6 +54,8 @@ class ZeroShotTally:
         self.correct_clip += int((pred_clip == labels).sum())
         self.correct_sae += int((pred_sae == labels).sum())
         self.agree += int((pred_clip == pred_sae).sum())
+        self.top_clip += self._in_top(logp_clip, labels)
+        self.top_sae += self._in_top(logp_sae, labels)
         kl = F.kl_div(logp_sae, logp_clip, log_target=True, reduction="sum")
         self.kl_sum += float(kl)
 
@@ -58,6 +69,8 @@ class ZeroShotTally:
             "accuracy_clip": acc_clip,
             "accuracy_sae": acc_sae,
             "delta_accuracy": acc_sae - acc_clip,
+            "top5_clip": self.top_clip / self.n,
+            "top5_sae": self.top_sae / self.n,
             "agreement": self.agree / self.n,
             "kl_clip_to_sae": self.kl_sum / self.n,
             "logit_scale": self.scale,

@@ -9,6 +9,7 @@ so this reads the same files, found without importing the package. Names with a 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -85,13 +86,52 @@ def is_checkpoint_path(pretrained: str) -> bool:
     return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.path.sep in pretrained
 
 
+@cache
+def _declared_tags() -> dict[str, tuple[str, ...]] | None:
+    """Architecture -> pretrained tags, read from the ``_PRETRAINED`` table of open_clip's
+    ``pretrained.py`` as syntax (each value a module-level ``dict(tag=...)`` or an inline one),
+    so a parse checks tags without importing open_clip (seconds, with torch); None when the
+    file is not laid out that way, and the caller asks open_clip itself."""
+    spec = importlib.util.find_spec("open_clip")
+    source = Path(next(iter(spec.submodule_search_locations or []), "")) / "pretrained.py"
+    if not source.is_file():
+        return None
+    assigned = {
+        node.targets[0].id: node.value
+        for node in ast.parse(source.read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+
+    def tags(value: ast.expr) -> tuple[str, ...] | None:
+        value = assigned.get(value.id) if isinstance(value, ast.Name) else value
+        if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "dict":
+            return tuple(kw.arg for kw in value.keywords if kw.arg is not None)
+        if isinstance(value, ast.Dict) and all(isinstance(k, ast.Constant) for k in value.keys):
+            return tuple(k.value for k in value.keys)
+        return None
+
+    table = assigned.get("_PRETRAINED")
+    if not isinstance(table, ast.Dict):
+        return None
+    out = {}
+    for key, value in zip(table.keys, table.values, strict=True):
+        found = tags(value)
+        if not isinstance(key, ast.Constant) or found is None:
+            return None
+        out[key.value] = found
+    return out
+
+
 def check_pretrained(arch: str, pretrained: str) -> None:
     """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job.
     Only a tag needs open_clip's list; ``none`` and checkpoint paths are checked without it."""
     architecture_config(arch)
     if pretrained == "none" or is_checkpoint_path(pretrained):
         return
-    import open_clip
+    declared = _declared_tags()
+    if declared is not None and pretrained in declared.get(arch, ()):
+        return
+    import open_clip  # an unlisted name or tag: open_clip decides (quickgelu variants, hf-hub)
 
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if pretrained not in tags:

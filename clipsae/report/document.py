@@ -8,8 +8,8 @@ rule's declared inputs, so a new feature never edits another stage's section.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsae.report.runs import RunFiles
@@ -42,6 +42,10 @@ class ReportInputs:
     builds: Sequence[Path]
     out_md: Path
     figures_dir: Path
+    # Per evaluation (run and evaluation dataset): the probe, baselines and sweep (``extras``).
+    extras: Sequence[RunFiles] = ()
+    # The `published` block of each `saes` entry that has one (config, not a file).
+    published: Mapping[str, Mapping] = field(default_factory=dict)
 
     def relative(self, path: Path) -> str:
         """``path`` as a link from the report's folder."""

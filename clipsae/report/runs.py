@@ -10,17 +10,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+RUN_KEYS = ("model", "layer", "dataset", "sae", "evalset")
+
 
 @dataclass(frozen=True)
 class Run:
+    """A run (``dataset``: the one its SAE is trained on), or with ``evalset`` one of its
+    evaluations."""
+
     model: str
     layer: str
     dataset: str
     sae: str
+    evalset: str | None = None
 
     @property
     def title(self) -> str:
-        return f"{self.sae} on {self.model} / {self.layer} / {self.dataset}"
+        on = "" if self.evalset in (None, self.dataset) else f", evaluated on {self.evalset}"
+        return f"{self.sae} on {self.model} / {self.layer} / {self.dataset}{on}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ def bind_runs(
             raise ValueError(f"input {role!r} has {len(paths)} files for {len(runs)} runs")
     return [
         RunFiles(
-            run=Run(**{k: run[k] for k in ("model", "layer", "dataset", "sae")}),
+            run=Run(**{k: run[k] for k in RUN_KEYS if k in run}),
             files={role: Path(paths[i]) for role, paths in per_run.items()},
         )
         for i, run in enumerate(runs)

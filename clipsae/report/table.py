@@ -18,8 +18,9 @@ FVU_DEFINITION = (
     "image. Dead % counts latents that never fire on the test split."
 )
 COLUMNS = [
-    "dataset", "model", "layer", "sae", "variant", "accuracy", "delta_accuracy", "dict_size",
-    "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct", "notes",
+    "dataset", "train", "model", "layer", "sae", "variant", "accuracy", "top5_accuracy",
+    "delta_accuracy", "dict_size", "L0", "MSE", "L1", "R2Score", "FVU", "cosine", "dead_pct",
+    "notes",
 ]  # fmt: skip
 
 
@@ -38,19 +39,24 @@ def summary_entries(
 
 
 def _rows(run: RunFiles) -> list[dict]:
-    """The CLIP row and the CLIP+SAE row of one (model, layer, dataset, sae) run."""
+    """The CLIP row and the CLIP+SAE row of one evaluation of a (model, layer, dataset, sae)
+    run: ``dataset`` is the evaluation's, ``train`` the SAE's training dataset."""
     recon = read_json(run["recon"])
     zs = read_json(run["zeroshot"])
     cfg = read_json(run["cfg"])
-    key = {k: getattr(run.run, k) for k in ("dataset", "model", "layer", "sae")}
+    r = run.run
+    key = {"dataset": r.evalset or r.dataset, "train": r.dataset, "model": r.model,
+           "layer": r.layer, "sae": r.sae}  # fmt: skip
     empty = dict.fromkeys(["delta_accuracy", "dict_size", "L0", "MSE", "L1", "R2Score", "FVU",
                            "cosine", "dead_pct"])  # fmt: skip
     clip = {**key, **empty, "variant": "CLIP", "accuracy": zs["accuracy_clip"],
+            "top5_accuracy": zs.get("top5_clip"),
             "notes": f"zero-shot, {zs['n_classes']} classes, n={zs['n']}"}  # fmt: skip
     sae = {
         **key,
         "variant": "CLIP+SAE",
         "accuracy": zs["accuracy_sae"],
+        "top5_accuracy": zs.get("top5_sae"),  # absent from files written before top-5
         "delta_accuracy": zs["delta_accuracy"],
         "dict_size": cfg["d_sae"],
         "L0": recon["l0"],
@@ -68,7 +74,8 @@ def _rows(run: RunFiles) -> list[dict]:
 
 def build_table(runs: Sequence[RunFiles]) -> pl.DataFrame:
     rows = [row for run in runs for row in _rows(run)]
-    return pl.DataFrame(rows, schema_overrides={"dict_size": pl.Int64}).select(COLUMNS)
+    types = {"dict_size": pl.Int64, "top5_accuracy": pl.Float64}
+    return pl.DataFrame(rows, schema_overrides=types).select(COLUMNS)
 
 
 def _fmt(value: object) -> str:

@@ -27,14 +27,26 @@ def embed_classes(
     model: dict,
     weights: Path | None,
     classes_json: Path,
-    templates: list[str] | None,
+    prompts: dict | None,
     out_npy: Path,
     device: DeviceSpec = "auto",
 ) -> None:
-    """Prompt-ensembled class embeddings in label order (the zero-shot classifier)."""
+    """Prompt-ensembled class embeddings in label order (the zero-shot classifier).
+
+    ``prompts`` (``Prompts.to_params``: ``templates`` and ``classes``, or None for the default
+    templates) may carry a published ensemble's class names; they replace the dataset's own,
+    label for label, so their number must match."""
     clip = open_model(model, weights, device=device)
     names = json.loads(Path(classes_json).read_text())["classes"]
-    emb = class_embeddings(clip, names, templates or DEFAULT_TEMPLATES)
+    prompts = prompts or {"templates": DEFAULT_TEMPLATES, "classes": None}
+    if prompts["classes"] is not None:
+        if len(prompts["classes"]) != len(names):
+            raise ValueError(
+                f"the prompts' {len(prompts['classes'])} class names do not match the "
+                f"{len(names)} classes of {classes_json}"
+            )
+        names = prompts["classes"]
+    emb = class_embeddings(clip, names, prompts["templates"])
     _save_embeddings(emb, pl.DataFrame({"label": range(len(names)), "name": names}), out_npy)
 
 

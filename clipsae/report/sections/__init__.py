@@ -2,10 +2,12 @@
 
 from clipsae.report.sections import (
     data,
+    extras,
     ground_truth,
     interpretations,
     latents,
     models,
+    published,
     results,
     sparsity,
     steering,
@@ -14,6 +16,8 @@ from clipsae.report.sections import (
 
 SECTIONS = (
     results.section,
+    published.section,
+    extras.section,
     data.section,
     sparsity.section,
     models.section,
