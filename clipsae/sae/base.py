@@ -35,13 +35,6 @@ def register(config_class: type[SAEConfig]) -> Callable[[type[SAE]], type[SAE]]:
     return add
 
 
-def build_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
-    """Instantiate the architecture of ``cfg`` with a fresh initialisation."""
-    if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown SAE architecture {cfg.arch!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[cfg.arch](cfg, generator=generator)
-
-
 @dataclass
 class TrainLoss:
     """One batch's objective and the statistics the trainer logs and uses for dead-latent tracking.

@@ -13,8 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from clipsae import __version__
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
-from clipsae.sae.base import SAE, build_sae
+from clipsae.sae.base import SAE
 from clipsae.sae.config import SAEConfig
+from clipsae.sae.zoo import build_sae
 
 WEIGHTS_FILE = "sae_weights.safetensors"
 CFG_FILE = "cfg.json"

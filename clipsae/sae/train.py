@@ -24,11 +24,12 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from clipsae.runtime.device import pick_device
-from clipsae.sae.base import SAE, build_sae
+from clipsae.sae.base import SAE
 from clipsae.sae.config import SAEConfig, TrainConfig, check_compatible
 from clipsae.sae.data import Activations, BatchSource, check_inputs
 from clipsae.sae.io import atomic_save_tensors, save_sae
 from clipsae.sae.metrics import reconstruction_metrics
+from clipsae.sae.zoo import build_sae
 
 log = logging.getLogger(__name__)
 
