@@ -16,20 +16,19 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from clipsae.sae.config import ARCH_CONFIGS, SAEConfig
+from clipsae.sae.config import SAEConfig
 
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
 
 def register(config_class: type[SAEConfig]) -> Callable[[type[SAE]], type[SAE]]:
-    """Class decorator adding an architecture and its config class under the config's ``arch``:
-    one name for both, so the model and config registries cannot disagree."""
+    """Class decorator adding an architecture under its config class's ``arch`` (the config
+    registered itself when defined): one name for both, so the registries cannot disagree."""
 
     def add(cls: type[SAE]) -> type[SAE]:
         cls.arch = config_class.arch
         cls.config_class = config_class
         ARCHITECTURES[cls.arch] = cls
-        ARCH_CONFIGS[cls.arch] = config_class
         return cls
 
     return add

@@ -88,7 +88,9 @@ def warmup_value(*, start: float, final: float, warmup_frac: float, progress: fl
     return start + (final - start) * progress / warmup_frac
 
 
-# Architecture name -> its config class, filled by ``clipsae.sae.base.register`` with the model.
+# Architecture name -> its config class, filled as each class below is defined (no torch needed,
+# so config checks work without importing the models; ``clipsae.sae.base.register`` pairs each
+# with its model).
 ARCH_CONFIGS: dict[str, type[SAEConfig]] = {}
 
 
@@ -138,6 +140,11 @@ class SAEConfig(_Config):
     d_in: int
     d_sae: int
     input_scale: float = 1.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "arch" in vars(cls):
+            ARCH_CONFIGS[cls.arch] = cls
 
     def _validate(self) -> None:
         if self.d_in <= 0 or self.d_sae <= 0:
