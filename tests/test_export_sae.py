@@ -127,24 +127,25 @@ def test_export_refuses_to_overwrite_its_source(trained) -> None:
         export_sae(trained["relu"], trained["relu"])
 
 
-@dataclass(frozen=True, kw_only=True)
-class _SoftplusConfig(ReLUConfig):
-    arch: ClassVar[str] = "softplus"
-
-
-class _SoftplusSAE(ReLUSAE):
-    """A real architecture SAELens has nothing like: smooth codes, never exactly zero."""
-
-    arch = "softplus"
-    config_class = _SoftplusConfig
-
-    def encode(self, x: Tensor) -> Tensor:
-        return torch.nn.functional.softplus(self.pre_acts(x))
-
-
 def test_an_architecture_without_saelens_equivalent_fails_naming_it(tmp_path, monkeypatch) -> None:
+    # A config class registers itself when defined: marked here first, so the test removes it.
+    monkeypatch.setitem(ARCH_CONFIGS, "softplus", None)
+
+    @dataclass(frozen=True, kw_only=True)
+    class _SoftplusConfig(ReLUConfig):
+        arch: ClassVar[str] = "softplus"
+
+    class _SoftplusSAE(ReLUSAE):
+        """A real architecture SAELens has nothing like: smooth codes, never exactly zero."""
+
+        arch = "softplus"
+        config_class = _SoftplusConfig
+
+        def encode(self, x: Tensor) -> Tensor:
+            return torch.nn.functional.softplus(self.pre_acts(x))
+
+    assert ARCH_CONFIGS["softplus"] is _SoftplusConfig
     monkeypatch.setitem(ARCHITECTURES, "softplus", _SoftplusSAE)
-    monkeypatch.setitem(ARCH_CONFIGS, "softplus", _SoftplusConfig)
     save_sae(build_sae(_SoftplusConfig(d_in=16, d_sae=64)), tmp_path / "sae")
     with pytest.raises(ValueError, match="architecture 'softplus' has no SAELens equivalent"):
         export_sae(tmp_path / "sae", tmp_path / "out")
