@@ -133,3 +133,39 @@ rule clean_interpretations:
         code=code("clean_interpretations"),
     script:
         "../workflow_scripts/clean_interpretations.py"
+
+
+rule explore:
+    input:
+        sae=SAE_FILES,
+        acts=TEST_ACTS,
+        stats=f"{R}/features/{RUN}/stats.parquet",
+        top=f"{R}/features/{RUN}/top_images.parquet",
+        names=f"{R}/interpret/{RUN}/interpretations.csv",
+        classes=f"{R}/text/{{model}}/classes_{{dataset}}.npy",
+        class_names=f"{R}/text/{{model}}/classes_{{dataset}}.parquet",
+        index=f"{R}/data/{{dataset}}/index.parquet",
+        weights=model_weights,
+    output:
+        clusters=f"{R}/explore/{RUN}/clusters.parquet",
+        clusters_image=f"{R}/explore/{RUN}/clusters.jpg",
+        examples=f"{R}/explore/{RUN}/examples.json",
+        examples_image=f"{R}/explore/{RUN}/examples.jpg",
+    log:
+        f"logs/explore/{RUN}.log",
+    benchmark:
+        f"benchmarks/explore/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: res("explore", "threads")
+    resources:
+        mem_mb=res("explore", "mem_mb"),
+        runtime=res("explore", "runtime"),
+        gpu=res("explore", "gpu"),
+    params:
+        model=model_entry,
+        dataset=dataset_source,
+        explore=config["explore"],
+        code=code("explore"),
+    script:
+        "../workflow_scripts/explore.py"

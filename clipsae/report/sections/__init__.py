@@ -2,6 +2,7 @@
 
 from clipsae.report.sections import (
     data,
+    explore,
     ground_truth,
     interpretations,
     latents,
@@ -21,5 +22,6 @@ SECTIONS = (
     steering.section,
     interpretations.section,
     latents.section,
+    explore.section,
     vlm.section,
 )
