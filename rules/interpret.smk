@@ -113,9 +113,11 @@ rule clean_interpretations:
         final=f"{R}/activations/{{model}}/{{dataset}}/test/final",
         manual=config["interpret"]["manual"] or [],
         weights=model_weights,
+        index=f"{R}/data/{{dataset}}/index.parquet",
     output:
         table=f"{R}/interpret/{RUN}/interpretations.csv",
         summary=f"{R}/interpret/{RUN}/interpretations.json",
+        simulation=f"{R}/interpret/{RUN}/simulation.csv",
     log:
         f"logs/clean_interpretations/{RUN}.log",
     benchmark:
@@ -130,6 +132,10 @@ rule clean_interpretations:
     params:
         model=model_entry,
         scoring=config["interpret"]["scoring"],
+        # The VLM simulation score: its images, how they are sampled, and the VLM that answers.
+        dataset=dataset_source,
+        simulation=config["interpret"]["simulation"],
+        vlm=vlm_naming_params,
         code=code("clean_interpretations"),
     script:
         "../workflow_scripts/clean_interpretations.py"

@@ -27,7 +27,7 @@ from clipsae.interpret.features import STATS_FILE, TOP_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import SAE, load_sae
-from clipsae.steps.common import split_records
+from clipsae.steps.common import row_opener
 from clipsae.steps.naming import concept_directions
 
 CLUSTERS_FILE = "clusters.parquet"
@@ -126,12 +126,7 @@ def explore_run(
     sae = load_sae(Path(sae_dir), pick_device(device)).eval()
     acts = ActivationStore(Path(acts_dir)).load_all()
     ids = row_ids(Path(acts_dir))
-    dataset, records = split_records(dataset_name, dataset_entry, Path(index_dir), "test")
-    by_id = {record.id: record for record in records}
-
-    def open_row(row: int) -> Image.Image:
-        return dataset.open_image(by_id[ids[row]])
-
+    open_row = row_opener(dataset_name, dataset_entry, Path(index_dir), Path(acts_dir))
     names = read_names(Path(names_csv))
     sample = np.sort(rng.choice(len(acts), size=min(settings.max_rows, len(acts)), replace=False))
     codes = _codes(sae, acts[sample])
