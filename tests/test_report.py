@@ -57,9 +57,15 @@ def _run_files(root: Path, i: int) -> dict[str, str]:
         d / "interpretations.csv"
     )  # fmt: skip
     detection = {"n_scored": 2, "median_auroc": 0.79, "median_shuffled": 0.5}
+    simulation = [
+        {"n_scored": 2, "median_accuracy": 0.9, "median_f1": 0.8, "median_base_rate": 0.55,
+         "malformed": [7], "skipped_reason": None},
+        {"n_scored": 0, "median_accuracy": None, "median_f1": None, "median_base_rate": None,
+         "malformed": [], "skipped_reason": "environment variable OPENROUTER_API_KEY is not set"},
+    ][i]  # fmt: skip
     summary = {"by_source": {"vlm": 1, "vocabulary": 2, "manual": 0}, "by_flag": {"no_pattern": 1},
                "n_names": 3, "shared_names": [], "agreement": {"n": 1, "median": 0.8, "mean": 0.8},
-               "detection": detection}  # fmt: skip
+               "detection": detection, "simulation": simulation}  # fmt: skip
     explore = d / "explore"
     explore.mkdir()
     pl.DataFrame({"cluster": [1, 0], "size": [60, 40], "top_latents": [[3, 9], [7]],
@@ -159,6 +165,8 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     )
     assert "| 0.79 | 0.5 | 0.70 / 0.79 / 0.88 | `      █  █` |" in text
     assert "no_pattern: 1" in text
+    assert "| 0.8 | 0.90 / 0.80 (n=2, base rate 0.55, 1 malformed) |" in text
+    assert "| skipped: environment variable OPENROUTER_API_KEY is not set |" in text
     # A run whose names could not be scored (too few images) still reports, with blank scores.
     assert "| topk on tiny / block2 / shapes | 2 | 0.79 | 0.5 |  |  |" in text
     truth_row = (
