@@ -10,6 +10,7 @@ pass is needed, and the search text's embedding is the dataset's prompt-ensemble
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -90,13 +91,37 @@ def _clusters(
 
 def _search(
     sae_dir: Path, query: np.ndarray, *, layer: str, model: dict, weights: Path | None,
-    features_dir: Path, names: pl.DataFrame, top_n: int,
-) -> pl.DataFrame:  # fmt: skip
-    """``clipsae search`` on a text embedding: the live latents nearest to it, with names."""
+    features_dir: Path, names: pl.DataFrame, top_n: int, images: int, ids: list[str],
+) -> list[dict]:  # fmt: skip
+    """``clipsae search`` on a text embedding: the live latents nearest to it, with their names
+    and their ``images`` top images (``row``, ``id``, ``activation``)."""
     stats = pl.read_parquet(Path(features_dir) / STATS_FILE)
     directions = concept_directions(sae_dir=sae_dir, layer=layer, model=model, weights=weights)
     live = (stats["fire_count"] > 0).to_numpy()
-    return with_names(nearest_directions(query, directions, top_n=top_n, live=live), names)
+    found = with_names(nearest_directions(query, directions, top_n=top_n, live=live), names)
+    top = pl.read_parquet(Path(features_dir) / TOP_FILE)
+    hits = []
+    for hit in found.to_dicts():
+        shown = top_rows(top, hit["latent"], images).to_dicts()
+        hits.append({**hit, "images": [{**r, "id": ids[r["row"]]} for r in shown]})
+    return hits
+
+
+def _examples_sheet(
+    explained: dict, search: dict, open_row: Callable[[int], Image.Image], *,
+    settings: ExploreSettings,
+) -> Image.Image:  # fmt: skip
+    """The explained image, then a row of top images per searched latent, as one sheet."""
+    tile, cols = settings.tile, settings.n_members
+    value = explained["latents"][0]["activation"]
+    title = f"explain {explained['id']}"
+    panels = [make_collage([open_row(explained["row"])], [value], title, tile, cols)]
+    for hit in search["latents"]:
+        title = f"search {search['text']!r}: latent {hit['latent']}, cos {hit['cosine']:.2f}"
+        images = [open_row(image["row"]) for image in hit["images"]]
+        values = [image["activation"] for image in hit["images"]]
+        panels.append(make_collage(images, values, title, tile, cols))
+    return stack_vertically(panels)
 
 
 def explore_run(
@@ -142,32 +167,16 @@ def explore_run(
         raise ValueError(f"{sae_dir}: no test image activates any latent, so none can be explained")
     row = int(rng.choice(busy))
     explained = explain(sae, acts[row], top_n=settings.top_n, names=names)
-
     classes = pl.read_parquet(Path(classes_npy).with_suffix(".parquet"))
     pick = int(rng.integers(len(classes)))
-    text = classes["name"][pick]
-    query = np.load(classes_npy)[classes["label"][pick]]
-    found = _search(Path(sae_dir), query, layer=layer, model=model, weights=weights,
-                    features_dir=Path(features_dir), names=names, top_n=settings.top_n)  # fmt: skip
-    top = pl.read_parquet(Path(features_dir) / TOP_FILE)
-    shown = {latent: top_rows(top, latent, settings.images) for latent in found["latent"]}
-
-    hits = [
-        {**hit, "images": [{**r, "id": ids[r["row"]]} for r in shown[hit["latent"]].to_dicts()]}
-        for hit in found.to_dicts()
-    ]
+    hits = _search(Path(sae_dir), np.load(classes_npy)[classes["label"][pick]], layer=layer,
+                   model=model, weights=weights, features_dir=Path(features_dir), names=names,
+                   top_n=settings.top_n, images=settings.images, ids=ids)  # fmt: skip
     examples = {
         "explain": {"row": row, "id": ids[row], "latents": explained.to_dicts()},
-        "search": {"text": text, "query": "prompt-ensembled class embedding", "latents": hits},
+        "search": {"text": classes["name"][pick], "latents": hits},
         "clusters": {"n_rows": len(sample), "n_clusters": len(table)},
     }
     atomic_write_json(examples, out_dir / EXAMPLES_FILE)
-    tile = settings.tile
-    title = f"explain {ids[row]}"
-    panels = [make_collage([open_row(row)], [explained["activation"][0]], title, tile, cols)]
-    for hit in hits:
-        title = f"search {text!r}: latent {hit['latent']}, cos {hit['cosine']:.2f}"
-        images = [open_row(image["row"]) for image in hit["images"]]
-        values = [image["activation"] for image in hit["images"]]
-        panels.append(make_collage(images, values, title, tile, cols))
-    _save_jpeg(stack_vertically(panels), out_dir / EXAMPLES_IMAGE)
+    sheet = _examples_sheet(examples["explain"], examples["search"], open_row, settings=settings)
+    _save_jpeg(sheet, out_dir / EXAMPLES_IMAGE)
