@@ -39,17 +39,23 @@ EXAMPLES_IMAGE = "examples.jpg"
 
 @dataclass(frozen=True)
 class ExploreSettings:
-    """Config ``explore``. k-means runs on at most ``max_rows`` test rows (a seeded sample), so
-    the job stays cheap for wide SAEs on large splits; ``top_n`` latents are shown by explain and
-    search, ``images`` top images per searched latent."""
+    """Config ``explore``, parsed once by the workflow script (the schema sets the defaults)."""
 
     n_clusters: int = 6
+    """k-means clusters."""
     n_members: int = 6
+    """Images shown per cluster, those nearest its centre; also the sheets' columns."""
     top_n: int = 5
+    """Latents shown by the explain and the search example."""
     images: int = 3
+    """Top images per latent of the search example."""
     max_rows: int = 4000
+    """k-means runs on a seeded sample of at most this many test rows, so that the job stays
+    cheap for wide SAEs on large splits."""
     tile: int = 64
+    """Tile size of the sheets, in pixels."""
     seed: int = 0
+    """Draws the sample, the explained image and the searched class."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
