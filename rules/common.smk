@@ -39,6 +39,7 @@ DEFAULT_RESOURCES = {
     "steering": dict(threads=2, mem_mb=4000, runtime=30, gpu=0),
     "interpret_vlm": dict(threads=1, mem_mb=2000, runtime=120, gpu=0),
     "clean_interpretations": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
+    "explore": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
     "results_table": dict(threads=1, mem_mb=1000, runtime=10, gpu=0),
     "report": dict(threads=1, mem_mb=2000, runtime=10, gpu=0),
 }

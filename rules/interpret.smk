@@ -113,9 +113,11 @@ rule clean_interpretations:
         final=f"{R}/activations/{{model}}/{{dataset}}/test/final",
         manual=config["interpret"]["manual"] or [],
         weights=model_weights,
+        index=f"{R}/data/{{dataset}}/index.parquet",
     output:
         table=f"{R}/interpret/{RUN}/interpretations.csv",
         summary=f"{R}/interpret/{RUN}/interpretations.json",
+        simulation=f"{R}/interpret/{RUN}/simulation.csv",
     log:
         f"logs/clean_interpretations/{RUN}.log",
     benchmark:
@@ -130,6 +132,46 @@ rule clean_interpretations:
     params:
         model=model_entry,
         scoring=config["interpret"]["scoring"],
+        # The VLM simulation score: its images, how they are sampled, and the VLM that answers.
+        dataset=dataset_source,
+        simulation=config["interpret"]["simulation"],
+        vlm=vlm_naming_params,
         code=code("clean_interpretations"),
     script:
         "../workflow_scripts/clean_interpretations.py"
+
+
+rule explore:
+    input:
+        sae=SAE_FILES,
+        acts=TEST_ACTS,
+        stats=f"{R}/features/{RUN}/stats.parquet",
+        top=f"{R}/features/{RUN}/top_images.parquet",
+        names=f"{R}/interpret/{RUN}/interpretations.csv",
+        classes=f"{R}/text/{{model}}/classes_{{dataset}}.npy",
+        class_names=f"{R}/text/{{model}}/classes_{{dataset}}.parquet",
+        index=f"{R}/data/{{dataset}}/index.parquet",
+        weights=model_weights,
+    output:
+        clusters=f"{R}/explore/{RUN}/clusters.parquet",
+        clusters_image=f"{R}/explore/{RUN}/clusters.jpg",
+        examples=f"{R}/explore/{RUN}/examples.json",
+        examples_image=f"{R}/explore/{RUN}/examples.jpg",
+    log:
+        f"logs/explore/{RUN}.log",
+    benchmark:
+        f"benchmarks/explore/{RUN}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: res("explore", "threads")
+    resources:
+        mem_mb=res("explore", "mem_mb"),
+        runtime=res("explore", "runtime"),
+        gpu=res("explore", "gpu"),
+    params:
+        model=model_entry,
+        dataset=dataset_source,
+        explore=config["explore"],
+        code=code("explore"),
+    script:
+        "../workflow_scripts/explore.py"

@@ -8,6 +8,7 @@ names CSV. Every expectation is computed independently of the code under test.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -34,6 +35,7 @@ from clipsae.models.text import encode_texts
 from clipsae.models.weights import built_weights
 from clipsae.sae import TopKConfig, build_sae, load_sae, save_sae
 from clipsae.steps.collages import collages
+from clipsae.steps.explore import ExploreSettings, explore_run
 from clipsae.steps.features import encode_features
 
 ARCH = "clipsae-tiny-vit"
@@ -252,3 +254,56 @@ def test_collage_contrast_row_shows_weakly_activating_images(run, tmp_path) -> N
         shown = pixels[y + 24 : y + 48, x : x + 48]  # lower half: clear of the value label
         expected = np.asarray(run["dataset"].open_image(records[row]).resize((48, 48)))[24:]
         assert np.abs(shown.mean(axis=(0, 1)) - expected.mean(axis=(0, 1))).max() < 12
+
+
+def test_explore_step_writes_clusters_and_explain_and_search_examples(run, tmp_path) -> None:
+    the_run = run["run"]
+    weights = built_weights(the_run.results / "models", "tiny")
+    clip = load_clip(ARCH, str(weights), device="cpu")
+    classes = tmp_path / "classes_shapes.npy"
+    np.save(classes, encode_texts(clip, [PLANTED_TEXT]))
+    pl.DataFrame({"label": [0], "name": [PLANTED_TEXT]}).write_parquet(
+        classes.with_suffix(".parquet")
+    )
+    out = tmp_path / "explore"
+    settings = ExploreSettings(n_clusters=3, n_members=4, top_n=3, images=2, max_rows=30, tile=32)
+    explore_run(sae_dir=the_run.sae_dir, acts_dir=the_run.activations("test"),
+                features_dir=the_run.features_dir, names_csv=the_run.names_file(),
+                classes_npy=classes, layer="final", model={"arch": ARCH, "pretrained": "build"},
+                weights=weights, dataset_name="shapes", dataset_entry=DATASET,
+                index_dir=the_run.index_dir, out_dir=out, settings=settings,
+                device="cpu")  # fmt: skip
+
+    clusters = pl.read_parquet(out / "clusters.parquet")
+    assert clusters["size"].sum() == 30, "k-means on the 30 sampled rows"
+    for row in clusters.iter_rows(named=True):
+        assert 0 < len(row["members"]) <= 4
+        assert row["member_ids"] == [f"test-{m:06d}" for m in row["members"]]
+        assert row["top_names"] == [f"concept {lat}" for lat in row["top_latents"]]
+    with Image.open(out / "clusters.jpg") as image:
+        heights = [collage_size(len(m), 32, 4)[1] for m in clusters["members"]]
+        assert image.size == (collage_size(4, 32, 4)[0], sum(heights))
+
+    examples = json.loads((out / "examples.json").read_text(encoding="utf-8"))
+    explained = examples["explain"]
+    codes = run["codes"][explained["row"]]
+    assert explained["id"] == f"test-{explained['row']:06d}"
+    expected = np.argsort(-codes, kind="stable")[:3]
+    assert [r["latent"] for r in explained["latents"]] == expected.tolist()
+    np.testing.assert_allclose(explained["latents"][0]["activation"], codes.max(), rtol=1e-4)
+    assert explained["latents"][0]["label_ru"] == f"понятие {expected[0]}"
+
+    search = examples["search"]
+    assert search["text"] == PLANTED_TEXT
+    best = search["latents"][0]
+    assert best["latent"] == run["planted"]
+    assert best["cosine"] == pytest.approx(1.0, abs=1e-4)
+    column = run["codes"][:, run["planted"]]
+    top = np.argsort(-column, kind="stable")[: min(2, int((column > 0).sum()))]
+    assert [image["id"] for image in best["images"]] == [f"test-{i:06d}" for i in top]
+    np.testing.assert_allclose([i["activation"] for i in best["images"]], column[top], rtol=1e-4)
+    assert examples["clusters"] == {"n_rows": 30, "n_clusters": 3}
+    with Image.open(out / "examples.jpg") as image:
+        panels = [collage_size(1, 32, 4)[1]]
+        panels += [collage_size(len(hit["images"]), 32, 4)[1] for hit in search["latents"]]
+        assert image.size == (collage_size(4, 32, 4)[0], sum(panels))

@@ -8,15 +8,18 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from vlm_server import Reply, VLMServer
 
 from clipsae.activations.extract import ROW_INDEX_FILE
 from clipsae.activations.shards import ShardWriter
+from clipsae.data import build_dataset, write_index
 from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS, has_cyrillic, read_csv_table
 from clipsae.interpret.scoring import DetectionSampling, score_names
+from clipsae.interpret.vlm import VLMConfig
 from clipsae.models.clip import load_clip
 from clipsae.models.text import encode_texts
 from clipsae.sae import TopKConfig, build_sae, load_sae, save_sae
-from clipsae.steps.interpretations import clean_and_score_names
+from clipsae.steps.interpretations import SimulationInputs, clean_and_score_names
 
 D, D_SAE, N_ROWS = 128, 12, 400  # clipsae-tiny-vit embeds into 128 dimensions
 NAMES = [("red", "красный"), ("blue", "синий"), ("green", "зелёный"), ("circle", "круг")]
@@ -60,7 +63,7 @@ def inputs(tmp_path):
     return tmp_path, final
 
 
-def run_step(tmp_path, sampling, layer_acts=None):
+def run_step(tmp_path, sampling, layer_acts=None, final_acts=None, simulation=None):
     torch.manual_seed(0)  # the same random CLIP as the reference below
     clean_and_score_names(
         vocab_csv=tmp_path / "vocab.csv",
@@ -69,12 +72,13 @@ def run_step(tmp_path, sampling, layer_acts=None):
         bilingual_tsv=None,
         sae_dir=tmp_path / "sae",
         layer_acts=layer_acts or tmp_path / "final",
-        final_acts=tmp_path / "final",
+        final_acts=final_acts or tmp_path / "final",
         model=MODEL,
         weights=None,
         out_csv=tmp_path / "interpretations.csv",
         out_summary=tmp_path / "summary.json",
         sampling=sampling,
+        simulation=simulation,
         device="cpu",
     )
 
@@ -117,3 +121,38 @@ def test_step_refuses_codes_and_embeddings_of_different_images(inputs) -> None:
     with pytest.raises(ValueError, match="list different images"):
         run_step(tmp_path, DetectionSampling(), layer_acts=tmp_path / "other")
     assert not (tmp_path / "interpretations.csv").exists()
+
+
+def test_step_scores_the_vlm_named_latents_by_simulation(inputs, monkeypatch) -> None:
+    """A VLM that never sees the name (answers []) scores 1 - base rate in accuracy, 0 in F1."""
+    tmp_path, final = inputs
+    entry = {"source": "synthetic", "n_train": 0, "n_test": N_ROWS, "seed": 1}
+    dataset = build_dataset("shapes", entry)
+    write_index(dataset, tmp_path / "data")
+    ids = [record.id for record in dataset.records()]
+    write_acts(tmp_path / "acts", final, ids)  # codes and embeddings of the dataset's images
+    monkeypatch.setenv("CLIPSAE_TEST_VLM_KEY", "sk-test")
+    with VLMServer() as server:
+        server.script = [Reply(content="None of them:\n```json\n[]\n```")] * 2
+        simulation = SimulationInputs(
+            vlm=VLMConfig(base_url=server.base_url, api_key_env="CLIPSAE_TEST_VLM_KEY",
+                          backoff_factor=0.01, concurrency=1),
+            cache_dir=tmp_path / "cache",
+            sampling=DetectionSampling(n_quantiles=2, per_quantile=2, n_negative=4),
+            dataset_name="shapes",
+            dataset_entry=entry,
+            index_dir=tmp_path / "data",
+            out_csv=tmp_path / "simulation.csv",
+        )  # fmt: skip
+        run_step(tmp_path, DetectionSampling(), layer_acts=tmp_path / "acts",
+                 final_acts=tmp_path / "acts", simulation=simulation)  # fmt: skip
+        assert server.count == 2
+    table = pl.read_csv(tmp_path / "simulation.csv")
+    assert table["latent"].to_list() == [1, 2], "the latents of vlm.csv"
+    assert table["status"].to_list() == ["ok", "ok"]
+    assert table["label_en"].to_list() == ["blue square", "green"]
+    shown = table["n_positive"] + table["n_negative"]
+    np.testing.assert_allclose(table["accuracy"], table["n_negative"] / shown)
+    assert table["f1"].to_list() == [0.0, 0.0]
+    summary = json.loads((tmp_path / "summary.json").read_text())["simulation"]
+    assert summary["requests"] == 2 and summary["counts"] == {"ok": 2}

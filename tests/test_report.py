@@ -58,10 +58,35 @@ def _run_files(root: Path, i: int) -> dict[str, str]:
         d / "interpretations.csv"
     )  # fmt: skip
     detection = {"n_scored": 2, "median_auroc": 0.79, "median_shuffled": 0.5}
+    simulation = [
+        {"n_scored": 2, "median_accuracy": 0.9, "median_f1": 0.8, "median_base_rate": 0.55,
+         "malformed": [7], "skipped_reason": None},
+        {"n_scored": 0, "median_accuracy": None, "median_f1": None, "median_base_rate": None,
+         "malformed": [], "skipped_reason": "environment variable OPENROUTER_API_KEY is not set"},
+    ][i]  # fmt: skip
     summary = {"by_source": {"vlm": 1, "vocabulary": 2, "manual": 0}, "by_flag": {"no_pattern": 1},
                "n_names": 3, "shared_names": [], "agreement": {"n": 1, "median": 0.8, "mean": 0.8},
-               "detection": detection}  # fmt: skip
+               "detection": detection, "simulation": simulation}  # fmt: skip
+    explore = d / "explore"
+    explore.mkdir()
+    pl.DataFrame({"cluster": [1, 0], "size": [60, 40], "top_latents": [[3, 9], [7]],
+                  "top_names": [["red", ""], ["circle"]],
+                  "member_ids": [["test-1", "test-2"], ["test-3"]]}).write_parquet(
+        explore / "clusters.parquet"
+    )  # fmt: skip
+    examples = {"explain": {"row": 2, "id": "test-2", "latents": [
+                    {"latent": 3, "activation": 1.5, "label_en": "red", "label_ru": "красный"}]},
+                "search": {"text": "circle", "latents": [
+                    {"latent": 7, "cosine": 0.8, "label_en": "circle", "label_ru": "круг",
+                     "images": [{"row": 3, "id": "test-3", "activation": 2.0}]}]},
+                "clusters": {"n_rows": 100, "n_clusters": 2}}  # fmt: skip
+    for image in ("clusters.jpg", "examples.jpg"):
+        Image.new("RGB", (8, 8)).save(explore / image)
     return {
+        "explore_clusters": str(explore / "clusters.parquet"),
+        "explore_clusters_image": str(explore / "clusters.jpg"),
+        "explore_examples": _write_json(explore / "examples.json", examples),
+        "explore_examples_image": str(explore / "examples.jpg"),
         "vlm_names": str(d / "vlm.csv"),
         "interpretations": str(d / "interpretations.csv"),
         "interpretations_summary": _write_json(d / "interpretations.json", summary),
@@ -125,7 +150,8 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     write_report(inputs, SECTIONS)
     text = inputs.out_md.read_text(encoding="utf-8")
     for heading in ("## Results", "## Data", "## Sparsity vs reconstruction", "## VLM naming",
-                    "## Names: scores and cleaning"):  # fmt: skip
+                    "## Names: scores and cleaning",
+                    "## Exploring the codes: clusters, explain, search"):  # fmt: skip
         assert heading in text
     assert "| shapes | tiny | final | test | 100 | truncated: 2 |" in text
     # Collage links are relative to the report and point at the declared collage folders.
@@ -140,6 +166,8 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     )
     assert "| 0.79 | 0.5 | 0.70 / 0.79 / 0.88 | `      █  █` |" in text
     assert "no_pattern: 1" in text
+    assert "| 0.8 | 0.90 / 0.80 (n=2, base rate 0.55, 1 malformed) |" in text
+    assert "| skipped: environment variable OPENROUTER_API_KEY is not set |" in text
     # A run whose names could not be scored (too few images) still reports, with blank scores.
     assert "| topk on tiny / block2 / shapes | 2 | 0.79 | 0.5 |  |  |" in text
     truth_row = (
@@ -149,6 +177,13 @@ def test_report_has_every_section_and_reads_only_declared_files(inputs):
     assert truth_row in text
     assert "| topk on tiny / final / shapes | x2 | 5 | 0.8 | 0 | 0.7 | 0.05 |" in text
     assert "environment variable OPENROUTER_API_KEY is not set" in text
+    # Explore: clusters largest first with their named top latents, explain and search examples.
+    assert "k-means of the SAE codes of 100 test images into 2 clusters" in text
+    assert "| 1 | 60 | 3 (red), 9 | test-1, test-2 |" in text
+    assert "![clusters](../in/run0/explore/clusters.jpg)" in text
+    assert "`clipsae explain test-2`" in text and "| 3 | 1.5 | red | красный |" in text
+    assert '`clipsae search "circle"`' in text and "| 7 | 0.8 | circle | круг | test-3 |" in text
+    assert "![explain and search](../in/run1/explore/examples.jpg)" in text
     assert (inputs.figures_dir / "l0_vs_fvu.png").stat().st_size > 1000
 
 

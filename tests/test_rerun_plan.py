@@ -27,7 +27,7 @@ TARGET = "results/report.md"
 AGGREGATES = {("results_table", ""), ("report", "")}
 PER_RUN_RULES = {"train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
                  "encode_features", "collages", "name_by_vocab", "interpret_vlm",
-                 "clean_interpretations", "ground_truth", "steering"}  # fmt: skip
+                 "clean_interpretations", "explore", "ground_truth", "steering"}  # fmt: skip
 
 EVAL_RULES = {"eval_reconstruction", "eval_zeroshot", "eval_extras"}
 
@@ -158,7 +158,9 @@ def test_templates_replan_only_that_datasets_text_and_zero_shot(workdir: Path) -
     config["datasets"]["colors"]["templates"] = ["a photo of a {} shape."]
     assert plan(workdir, config=config) == {
         ("embed_text", "model=tiny, name=classes_colors"),
-        *run_jobs({"eval_zeroshot", "eval_extras"}, dataset="colors"),  # both read the classes
+        # eval_zeroshot and eval_extras read the classes; explore searches the latents for a
+        # class name, by its embedding.
+        *run_jobs({"eval_zeroshot", "eval_extras", "explore"}, dataset="colors"),
         # Steering reads its own classes and, as the control, the other factor's: both datasets.
         *run_jobs({"steering"}),
         *AGGREGATES,
@@ -195,9 +197,10 @@ def test_a_new_layer_plans_only_that_layers_jobs(workdir: Path) -> None:
 
 
 def test_collage_code_replans_collages_what_reads_them_and_the_report(workdir: Path) -> None:
-    # interpret_vlm names the collages; clean_interpretations reads those names.
+    # interpret_vlm names the collages; clean_interpretations reads those names, explore reads
+    # the cleaned names (and draws its own collages).
     assert plan(workdir, code="interpret/collage.py") == {
-        *run_jobs({"collages", "interpret_vlm", "clean_interpretations"}),
+        *run_jobs({"collages", "interpret_vlm", "clean_interpretations", "explore"}),
         ("report", ""),
     }
 

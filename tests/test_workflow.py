@@ -103,12 +103,13 @@ def test_the_report_and_the_results_table(workdir):
     report = (workdir / "results" / "report.md").read_text()
     for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models",
                     "## Names: scores and cleaning", "## VLM naming",
-                    "## Probe, error baselines and sweep"):  # fmt: skip
+                    "## Probe, error baselines and sweep",
+                    "## Exploring the codes: clusters, explain, search"):  # fmt: skip
         assert heading in report
     # No key in the test environment: VLM naming is skipped, said so, and vocabulary names stand.
     assert "OPENROUTER_API_KEY is not set" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
-    assert len(images) == 1 + 4 * 3
+    assert len(images) == 1 + 4 * 3 + 4 * 2  # figure, 3 collages and 2 explore sheets per run
     assert all((workdir / "results" / path).is_file() for path in images)
     names = pl.read_csv(workdir / "results/interpret/tiny/final/shapes/topk8-x8/vocab.csv")
     assert names.columns == [
@@ -127,8 +128,20 @@ def test_the_report_and_the_results_table(workdir):
     assert chosen.columns == list(INTERPRETATION_COLUMNS)
     assert chosen.height == 1024 and (chosen["source"] == "vocab").all()
     assert all(re.search("[а-яё]", ru) for ru in chosen["label_ru"])
-    detection = json.loads((run_dir / "interpretations.json").read_text())["detection"]
-    assert set(detection) == {"n_scored", "median_auroc", "median_shuffled"}
+    summary = json.loads((run_dir / "interpretations.json").read_text())
+    assert set(summary["detection"]) == {"n_scored", "median_auroc", "median_shuffled"}
+    assert (
+        summary["simulation"]["skipped_reason"]
+        == "environment variable OPENROUTER_API_KEY is not set"
+    )
+    examples = json.loads(
+        (workdir / "results/explore/tiny/final/colors/topk8-x8/examples.json").read_text()
+    )
+    assert (
+        examples["search"]["text"]
+        in json.loads((workdir / "results/data/colors/classes.json").read_text())["classes"]
+    )
+    assert examples["clusters"]["n_rows"] == 48 and 1 <= len(examples["explain"]["latents"]) <= 5
 
 
 def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
@@ -140,8 +153,7 @@ def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
     expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
                 "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
                 "encode_features", "collages", "name_by_vocab", "interpret_vlm",
-                "clean_interpretations",
-                "ground_truth", "steering",
+                "clean_interpretations", "explore", "ground_truth", "steering",
                 "results_table.log", "report.log"}  # fmt: skip
     assert logs == expected
     assert {b.removesuffix(".tsv") for b in benchmarks} == {
@@ -198,6 +210,7 @@ def test_vlm_naming_branch_against_a_local_server(workdir):
             images = sorted(collages.glob("latent_*.jpg"))
             for path, answer in zip(images, (FENCED, SWAPPED, NO_PATTERN), strict=True):
                 server.contents[hashlib.sha256(path.read_bytes()).hexdigest()] = answer
+        server.fallback = "The images that show it:\n```json\n[1, 2]\n```"  # simulation grids
         config = small_config()
         config["interpret"] = {"vlm": {"base_url": server.base_url, "api_key_env": "TEST_VLM_KEY",
                                        "retries": 1, "backoff_factor": 0.01}}  # fmt: skip
@@ -205,11 +218,15 @@ def test_vlm_naming_branch_against_a_local_server(workdir):
         env = {"TEST_VLM_KEY": KEY}
         run = snakemake(workdir, "results/report.md", env=env)
         assert run.returncode == 0, run.stderr[-4000:]
-        assert server.count == 3 * len(runs)  # one request per collage, no retry
+        prompts = [r["body"]["messages"][0]["content"][0]["text"] for r in server.requests]
+        naming = [p for p in prompts if p.startswith("The image is a grid of the images")]
+        assert len(naming) == 3 * len(runs)  # one request per collage, no retry
+        simulated = len(prompts) - len(naming)  # one per collaged latent that could be scored
         assert all(r["headers"]["Authorization"] == f"Bearer {KEY}" for r in server.requests)
         rerun = snakemake(workdir, "results/report.md", "--forcerun", "interpret_vlm", env=env)
         assert rerun.returncode == 0, rerun.stderr[-4000:]
-        assert server.count == 3 * len(runs)  # the forced rerun is answered from the cache
+        # The forced rerun (and the cleaning it reruns) is answered from the cache.
+        assert server.count == 3 * len(runs) + simulated
     for collages in runs:
         rel = collages.relative_to(workdir / "results" / "collages")
         interpret = workdir / "results" / "interpret" / rel
@@ -217,10 +234,16 @@ def test_vlm_naming_branch_against_a_local_server(workdir):
         assert summary["by_source"]["vlm"] == 1, summary
         assert summary["by_flag"].get("vlm_swapped") == 1, summary
         assert summary["by_flag"].get("vlm_no_pattern") == 1, summary
+        simulation = summary["simulation"]
+        assert simulation["skipped_reason"] is None and simulation["malformed"] == [], simulation
+        assert simulation["requests"] == 0 and simulation["cached"] == simulation["n_scored"]
+        scored = pl.read_csv(interpret / "simulation.csv").drop_nulls("accuracy")
+        assert (scored["predicted"] == "[1, 2]").all() and len(scored) == simulation["n_scored"]
         chosen = pl.read_csv(interpret / "interpretations.csv")
         assert "red shapes" in chosen.filter(pl.col("source") == "vlm")["label_en"].to_list()
     report = (workdir / "results" / "report.md").read_text()
     assert "red shapes" in report and "красные фигуры" in report
+    assert "VLM simulation accuracy / F1" in report
     for folder in ("results", "logs", "benchmarks", ".snakemake", "cache"):
         for path in (workdir / folder).rglob("*"):
             if path.is_file():

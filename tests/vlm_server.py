@@ -1,7 +1,9 @@
 """A real OpenAI-compatible chat server on 127.0.0.1 with scripted answers, for the VLM tests.
 
-Requests are answered in arrival order from ``script`` (a list of ``Reply``), then by ``answer``,
-which names a collage by the latent its image belongs to. Every request is recorded.
+Requests are answered in arrival order from ``script`` (a list of ``Reply``), then by the
+image's entry in ``contents``, then by ``default_content``, which names a collage by the latent its
+image belongs to, and for an image that is no known collage (a simulation grid) by ``fallback``.
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class VLMServer:
         self.script: list[Reply] = []
         self.latents: dict[str, int] = {}  # image SHA-256 -> latent
         self.contents: dict[str, str] = {}  # image SHA-256 -> answer content, over the default
+        self.fallback: str | None = None  # the answer for an image of no known collage
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -125,7 +128,10 @@ def _handler(server: VLMServer) -> type[BaseHTTPRequestHandler]:
                 content = reply.content
                 if content is None:
                     image = hashlib.sha256(image_of(request)).hexdigest()
-                    content = server.contents.get(image) or default_content(server.latents[image])
+                    content = server.contents.get(image)
+                    if content is None and image in server.latents:
+                        content = default_content(server.latents[image])
+                    content = server.fallback if content is None else content
                 data = json.dumps(
                     {"choices": [{"message": {"role": "assistant", "content": content}}]}
                 ).encode()

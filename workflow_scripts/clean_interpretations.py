@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from clipsae.interpret.scoring import DetectionSampling
+from clipsae.interpret.vlm import VLMConfig
 from clipsae.runtime.logs import job_log
-from clipsae.steps.interpretations import clean_and_score_names
+from clipsae.steps.interpretations import SimulationInputs, clean_and_score_names
 
 with job_log(snakemake.log[0]):
     clean_and_score_names(
@@ -20,5 +21,15 @@ with job_log(snakemake.log[0]):
         out_csv=Path(snakemake.output.table),
         out_summary=Path(snakemake.output.summary),
         sampling=DetectionSampling(**snakemake.params.scoring),
+        simulation=SimulationInputs(
+            # The full entry, execution keys too; params hold only what the answers depend on.
+            vlm=VLMConfig.from_mapping(snakemake.config["interpret"]["vlm"]),
+            cache_dir=Path(snakemake.config["interpret"]["cache"]),
+            sampling=DetectionSampling(**snakemake.params.simulation),
+            dataset_name=snakemake.wildcards.dataset,
+            dataset_entry=snakemake.params.dataset,
+            index_dir=Path(snakemake.input.index).parent,
+            out_csv=Path(snakemake.output.simulation),
+        ),
         device=snakemake.config["device"],
     )

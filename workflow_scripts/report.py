@@ -8,7 +8,8 @@ from clipsae.report.sections import SECTIONS
 from clipsae.runtime.logs import job_log
 
 PER_RUN = ("stats", "collages", "names", "vlm", "vlm_names", "interpretations",
-           "interpretations_summary")  # fmt: skip
+           "interpretations_summary", "explore_clusters", "explore_clusters_image",
+           "explore_examples", "explore_examples_image")  # fmt: skip
 
 with job_log(snakemake.log[0]):
     inputs = ReportInputs(

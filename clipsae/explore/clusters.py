@@ -71,6 +71,15 @@ def cluster_title(row: dict) -> str:
     return f"cluster {row['cluster']} · n={row['size']} · latents {latents}"
 
 
+def cluster_collage(
+    row: dict, open_row: Callable[[int], Image.Image], *, tile: int = 96, cols: int = 3
+) -> Image.Image:
+    """One cluster (a row of ``CodeClusters.table``): its members nearest the centre, labelled
+    with their cosine to it, under a title with its size and top latents."""
+    images = [open_row(member) for member in row["members"]]
+    return make_collage(images, row["member_cosine"], cluster_title(row), tile, cols)
+
+
 def write_cluster_collages(
     clusters: CodeClusters,
     open_row: Callable[[int], Image.Image],
@@ -78,12 +87,10 @@ def write_cluster_collages(
     *,
     tile: int = 96,
 ) -> list[Path]:
-    """``cluster_NNN.jpg`` per cluster: its members nearest the centre, labelled with their
-    cosine to it, under a title with its size and top latents."""
+    """``cluster_NNN.jpg`` per cluster (``cluster_collage``)."""
     paths = []
     for row in clusters.table.iter_rows(named=True):
-        images = [open_row(member) for member in row["members"]]
-        collage = make_collage(images, row["member_cosine"], cluster_title(row), tile)
+        collage = cluster_collage(row, open_row, tile=tile)
         path = Path(out_dir) / f"cluster_{row['cluster']:03d}.jpg"
         with atomic_output(path) as tmp:
             collage.save(tmp, quality=90)

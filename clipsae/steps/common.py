@@ -3,9 +3,11 @@ activation row."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+from PIL import Image
 
 from clipsae.activations.extract import ROW_INDEX_FILE
 from clipsae.data import ImageDataset, Record, build_dataset, dataset_source_spec, read_index
@@ -21,6 +23,20 @@ def split_records(
     if not chosen:
         raise ValueError(f"dataset {name!r} has no images in split {split!r}")
     return dataset, chosen
+
+
+def row_opener(
+    name: str, entry: dict, index_dir: Path, acts_dir: Path, split: str = "test"
+) -> Callable[[int], Image.Image]:
+    """Opens the image of an activation row of ``acts_dir`` (an extraction of ``split``)."""
+    dataset, records = split_records(name, entry, index_dir, split)
+    by_id = {record.id: record for record in records}
+    ids = pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE)["id"].to_list()
+
+    def open_row(row: int) -> Image.Image:
+        return dataset.open_image(by_id[ids[row]])
+
+    return open_row
 
 
 def row_attributes(acts_dir: Path, index_dir: Path) -> pl.DataFrame:

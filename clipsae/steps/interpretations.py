@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,14 @@ from clipsae.interpret.cleaning import (
 )
 from clipsae.interpret.naming import load_bilingual_vocab
 from clipsae.interpret.scoring import DetectionSampling, latent_activations
+from clipsae.interpret.vlm.config import VLMConfig
+from clipsae.interpret.vlm.simulation import SIMULATION_COLUMNS, Simulation, plan_trials, simulate
 from clipsae.models.clip import open_model
 from clipsae.models.text import encode_texts
-from clipsae.runtime.atomic import atomic_write_json
+from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae
+from clipsae.steps.common import row_opener
 
 
 def check_same_rows(layer_acts: Path, final_acts: Path) -> None:
@@ -39,6 +43,49 @@ def check_same_rows(layer_acts: Path, final_acts: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SimulationInputs:
+    """What the VLM simulation score needs besides the names and the codes: the VLM and its
+    answer cache, how images are sampled, the dataset the test images are opened from, and
+    where the per-latent scores go (``simulation.csv``)."""
+
+    vlm: VLMConfig
+    cache_dir: Path
+    sampling: DetectionSampling
+    dataset_name: str
+    dataset_entry: dict
+    index_dir: Path
+    out_csv: Path
+
+
+def simulate_names(
+    table: pl.DataFrame,
+    activations: np.ndarray,
+    *,
+    latents: list[int],
+    layer_acts: Path,
+    inputs: SimulationInputs,
+) -> Simulation:
+    """The VLM simulation score of the chosen names of ``latents`` (those with collages, which
+    the VLM named): ``activations`` are the codes of the table's latents, in table order."""
+    column = {latent: i for i, latent in enumerate(table["latent"])}
+    label = dict(zip(table["latent"], table["label_en"], strict=True))
+    open_row = row_opener(
+        inputs.dataset_name, inputs.dataset_entry, Path(inputs.index_dir), Path(layer_acts)
+    )
+    trials, unscored = plan_trials(
+        latents,
+        [label[latent] for latent in latents],
+        activations[:, [column[latent] for latent in latents]],
+        open_row=open_row,
+        sampling=inputs.sampling,
+    )
+    result = simulate(trials, unscored=unscored, config=inputs.vlm, cache_dir=inputs.cache_dir)
+    with atomic_output(Path(inputs.out_csv)) as tmp:
+        result.table.select(SIMULATION_COLUMNS).write_csv(tmp)
+    return result
+
+
 def clean_and_score_names(
     *,
     vocab_csv: Path,
@@ -53,6 +100,7 @@ def clean_and_score_names(
     out_csv: Path,
     out_summary: Path,
     sampling: DetectionSampling,
+    simulation: SimulationInputs | None = None,
     device: DeviceSpec = "auto",
 ) -> None:
     """Write ``interpretations.csv`` and its summary JSON for one SAE.
@@ -60,7 +108,9 @@ def clean_and_score_names(
     Names come from the vocabulary CSV, the VLM CSV and the manual CSV (either may be absent);
     each chosen label is scored on the test split: the SAE's codes on ``layer_acts`` say which
     images activate a latent, the ``final`` activations (CLIP image embeddings) of the same
-    images are ranked by the label's text embedding.
+    images are ranked by the label's text embedding. With ``simulation``, the names of the
+    latents the VLM was asked about (the rows of ``vlm_csv``) also get the VLM simulation score,
+    summarised under ``simulation`` in the summary JSON.
     """
     check_same_rows(Path(layer_acts), Path(final_acts))
     torch_device = pick_device(device)
@@ -90,5 +140,13 @@ def clean_and_score_names(
         image_embeddings=ActivationStore(Path(final_acts)).load_all(),
         sampling=sampling,
     )
+    summary = scored.summary
+    if simulation is not None:
+        vlm_names = read_optional_csv(vlm_csv)
+        asked = [] if vlm_names is None else [int(lat) for lat in vlm_names["latent"]]
+        result = simulate_names(
+            scored.table, activations, latents=asked, layer_acts=Path(layer_acts), inputs=simulation
+        )
+        summary = {**summary, "simulation": result.summary}
     write_interpretations(scored.table, Path(out_csv))
-    atomic_write_json(scored.summary, Path(out_summary))
+    atomic_write_json(summary, Path(out_summary))

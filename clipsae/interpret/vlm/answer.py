@@ -8,7 +8,7 @@ and anything else is malformed (the caller re-asks once).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from clipsae.interpret.vlm.config import LANGUAGES
 
@@ -39,22 +39,32 @@ def build_prompt(languages: Sequence[str]) -> str:
 def parse_answer(content: str, fields: Sequence[str]) -> dict[str, str] | None:
     """The first JSON object in ``content`` holding every field as a non-empty string, or None.
 
-    Scanning every ``{`` with ``raw_decode`` finds the object inside fences or prose without
-    guessing at their shape; extra keys are ignored, runs of whitespace in values become one space.
+    Extra keys are ignored, runs of whitespace in values become one space.
     """
-    decoder = json.JSONDecoder()
-    start = content.find("{")
-    while start != -1:
-        try:
-            obj, _ = decoder.raw_decode(content, start)
-        except json.JSONDecodeError:
-            obj = None
+    for obj in json_values(content, "{"):
         if isinstance(obj, dict) and all(
             isinstance(obj.get(field), str) and obj[field].strip() for field in fields
         ):
             return {field: " ".join(obj[field].split()) for field in fields}
-        start = content.find("{", start + 1)
     return None
+
+
+def json_values(content: str, opener: str) -> Iterator[object]:
+    """Every JSON value that starts at an ``opener`` (``{`` or ``[``) of ``content``, in order.
+
+    Scanning every opener with ``raw_decode`` finds a value inside fences or prose without
+    guessing at their shape; a caller takes the first one of the shape it expects.
+    """
+    decoder = json.JSONDecoder()
+    start = content.find(opener)
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(content, start)
+        except json.JSONDecodeError:
+            value = None
+        else:
+            yield value
+        start = content.find(opener, start + 1)
 
 
 def message_text(response: object) -> str:

@@ -22,10 +22,11 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from clipsae.interpret.vlm.answer import answer_fields, build_prompt, parse_answer
 from clipsae.interpret.vlm.cache import AnswerCache, cache_key
@@ -34,6 +35,8 @@ from clipsae.interpret.vlm.config import VLMConfig
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
 
 log = logging.getLogger(__name__)
+Question = TypeVar("Question")
+Answer = TypeVar("Answer")
 
 COLLAGE_NAME = re.compile(r"^latent_(\d+)\.jpg$")
 OK, MALFORMED, BUDGET, SKIPPED, ERROR = "ok", "malformed", "budget", "skipped", "error"
@@ -86,7 +89,7 @@ def find_collages(folder: Path) -> list[Collage]:
     return sorted(collages, key=lambda collage: collage.latent)
 
 
-class _Budget:
+class Budget:
     """At most ``limit`` requests over all threads (``None``: no limit)."""
 
     def __init__(self, limit: int | None) -> None:
@@ -127,7 +130,7 @@ class _Asker:
         self.cache = cache
         self.prompt = build_prompt(config.languages)
         self.fields = answer_fields(config.languages)
-        self.budget = _Budget(config.max_requests)
+        self.budget = Budget(config.max_requests)
         self.client = ChatClient(config, api_key)
 
     def ask(self, question: _Question) -> LatentName:
@@ -167,16 +170,24 @@ class _Asker:
         )
 
     def ask_all(self, questions: Sequence[_Question]) -> list[LatentName]:
-        """The first question alone (a refused key costs one request), the rest concurrently."""
-        names = [self.ask(questions[0])]
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            futures = [pool.submit(self.ask, question) for question in questions[1:]]
-            try:
-                names += [future.result() for future in as_completed(futures)]
-            except BaseException:  # a refused key above all: start nothing more
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        return names
+        return ask_concurrently(self.ask, questions, concurrency=self.config.concurrency)
+
+
+def ask_concurrently(
+    ask: Callable[[Question], Answer], questions: Sequence[Question], *, concurrency: int
+) -> list[Answer]:
+    """``ask`` each question, the first alone (a refused key costs one request), the rest on
+    ``concurrency`` threads; answers in completion order. An exception (a refused key above all)
+    starts nothing more and is raised."""
+    answers = [ask(questions[0])]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(ask, question) for question in questions[1:]]
+        try:
+            answers += [future.result() for future in as_completed(futures)]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return answers
 
 
 def name_collages(collages: Sequence[Collage], *, config: VLMConfig, cache_dir: Path) -> VLMResult:

@@ -2,6 +2,7 @@
 
 from clipsae.report.sections import (
     data,
+    explore,
     extras,
     ground_truth,
     interpretations,
@@ -25,5 +26,6 @@ SECTIONS = (
     steering.section,
     interpretations.section,
     latents.section,
+    explore.section,
     vlm.section,
 )

@@ -23,6 +23,19 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "-"
 
 
+def _simulation(summary: dict | None) -> str:
+    """The VLM simulation medians, or why there are none (no key: skipped)."""
+    if summary is None:
+        return "-"
+    malformed = f", {len(summary['malformed'])} malformed" if summary["malformed"] else ""
+    if summary["n_scored"]:
+        return (
+            f"{summary['median_accuracy']:.2f} / {summary['median_f1']:.2f} "
+            f"(n={summary['n_scored']}, base rate {summary['median_base_rate']:.2f}{malformed})"
+        )
+    return f"skipped: {summary['skipped_reason']}" if summary["skipped_reason"] else f"-{malformed}"
+
+
 def _row(inputs: ReportInputs, i: int) -> tuple:
     run = inputs.runs[i]
     summary = read_json(run["interpretations_summary"])
@@ -49,20 +62,23 @@ def _row(inputs: ReportInputs, i: int) -> tuple:
         _fmt_counts(summary["by_flag"]),
         f"{summary['n_names']} ({len(summary['shared_names'])} shared)",
         None if agreement is None else agreement["median"],
+        _simulation(summary.get("simulation")),
     )
 
 
 def section(inputs: ReportInputs) -> list[str]:
     columns = ("run", "scored", "median AUROC", "shuffled names", "AUROC p25 / p50 / p75",
                "histogram 0..1", "sources", "flags", "distinct names",
-               "vocabulary-VLM agreement")  # fmt: skip
+               "vocabulary-VLM agreement", "VLM simulation accuracy / F1")  # fmt: skip
     rows = [_row(inputs, i) for i in range(len(inputs.runs))]
     return [
         "## Names: scores and cleaning",
         "",
         "Chosen names should rank activating images clearly better than the same names shuffled "
         "across latents; agreement is the median cosine of the vocabulary and VLM names' text "
-        "embeddings, where both exist.",
+        "embeddings, where both exist. VLM simulation: the VLM picks, from a shuffled grid of "
+        "activating and non-activating images, those that show the name (medians over the "
+        "collaged latents; answering 'all' scores the base rate in accuracy).",
         "",
         *markdown_lines(columns, rows),
         "",
