@@ -75,9 +75,10 @@ def test_a_trainer_change_changes_the_rules_that_import_the_trainer(tree: Path) 
     after = probe(tree)
     assert changed_rules(before, after) == {
         "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras", "encode_features",
-        "name_by_vocab", "clean_interpretations", "ground_truth", "steering",
+        "name_by_vocab", "clean_interpretations", "explore", "ground_truth", "steering",
     }  # fmt: skip
-    # Every one of them loads SAEs through clipsae.sae, whose __init__ imports the trainer.
+    # Every one of them loads SAEs through clipsae.sae, whose __init__ names the trainer (its
+    # exports are imported on first use, and the fingerprint follows what it names).
     assert all("clipsae/sae/train.py" in after["closures"][r] for r in changed_rules(before, after))
 
 
