@@ -22,6 +22,13 @@ Shortlisting by mean difference is a heuristic: a latent outside the shortlist c
 With 32 candidates per value it picks the same detectors as scanning every latent on the
 planted data of the tests (``n_candidates=n_latents`` is the exhaustive scan).
 
+**AUROC of a sparse latent.** A TopK latent is 0 on most rows, and the ties at 0 count half, so
+a latent that fires on a fraction r of a value's images (and on almost no others) has AUROC
+about (1 + r) / 2, while a dense baseline direction ranks every row. When an SAE splits a colour
+into conjunctions ("red circle", "red star"), its best single latent has a small r: a lower AUROC
+than random directions is then what the metric says about single latents, not a bug; F1 and
+recovery are the comparable numbers.
+
 **Monosemantic** (``monosemanticity``): a latent's purity is the largest share of its total
 test activation mass (the sum of its activations over all test images) that falls on the images
 of one factor value, maximised over factors and values: purity = max_f max_v sum_{i: f_i = v}
