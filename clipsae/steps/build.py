@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from clipsae.data.synthetic import SHAPES
 from clipsae.evaluate.zeroshot import ZeroShotTally
 from clipsae.models.build_config import BuildConfig
 from clipsae.models.clip import LoadedClip
@@ -36,14 +37,16 @@ HELDOUT_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 @torch.inference_mode()
 def heldout_zeroshot(clip: LoadedClip, cfg: BuildConfig, *, n: int = HELDOUT_IMAGES) -> dict:
-    """Zero-shot accuracy per factor (``color``, ``shape``) on ``n`` held-out images."""
+    """Zero-shot accuracy per factor on ``n`` held-out images, among all the build's colours
+    (a colour the sample happens to lack still competes) and all shapes."""
     images, attributes = generate_images(
         n, image_size(clip), cfg.seed, cfg.colors, stream=HELDOUT_STREAM
     )
     embeddings = clip.model.encode_image(image_tensor(clip, images).to(clip.device))
     scores: dict[str, float | int] = {"n": n}
+    classes = {"color": list(cfg.colors), "shape": list(SHAPES)}
     for factor, templates in HELDOUT_TEMPLATES.items():
-        names = sorted({attrs[factor] for attrs in attributes})
+        names = classes[factor]
         labels = torch.tensor([names.index(attrs[factor]) for attrs in attributes])
         tally = ZeroShotTally(class_embeddings(clip, names, templates))
         tally.update(embeddings, embeddings, labels)
