@@ -48,6 +48,8 @@ def snakemake(
         env={
             "TQDM_DISABLE": "1",
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            # The checkout under test, not whichever clipsae the environment has installed.
+            "PYTHONPATH": str(ROOT),
             **(env or {}),
         },
     )
