@@ -26,7 +26,7 @@ from clipsae.data import (
     write_index,
 )
 from clipsae.data.synthetic import DEFAULT_COLORS, PALETTE
-from clipsae.models.embedded import generate_pairs
+from clipsae.models.embedded import caption_variants, generate_images
 
 SPEC = {"source": "synthetic", "n_train": 40, "n_test": 10, "image_size": 32, "seed": 3}
 
@@ -167,8 +167,9 @@ def test_colors_by_name_come_from_the_whole_palette():
 
 
 def test_embedded_captions_use_the_build_palette():
-    images, captions = generate_pairs(12, 32, seed=0, colors=("teal", "indigo"))
+    images, attributes = generate_images(12, 32, seed=0, colors=("teal", "indigo"))
     assert images.shape == (12, 32, 32, 3)
+    captions = [caption_variants(attrs) for attrs in attributes]
     words = {w.strip(".") for group in captions for text in group for w in text.split()}
     assert {"teal", "indigo"} <= words and not words & (set(PALETTE) - {"teal", "indigo"})
 

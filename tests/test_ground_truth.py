@@ -98,6 +98,29 @@ def test_planted_red_latent_is_a_perfect_monosemantic_detector(planted):
     }
 
 
+def test_a_sparse_heavy_tailed_latent_on_one_value_is_recovered_with_f1_one(planted):
+    """A TopK-like latent: 0 off red, exp(2 z) on red (firing values from ~0.002 to ~500).
+
+    With linear bins from the minimum, bin 0 held the zeros and every firing value below
+    max / 256, so "fires at all" was no threshold and this latent scored F1 0.72."""
+    x_train, x_test, train, test, _ = planted
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[:, 0] * torch.exp(2 * x[:, 4]), torch.zeros(len(x))], dim=1)
+
+    table, _ = detectors(encode, _stream(x_train), _stream(x_test), train, test)
+    red = _row(table, "color", "red")
+    assert (red["latent"], red["f1_train"], red["f1"], red["auroc"]) == (0, 1.0, 1.0, 1.0)
+    assert 0.0 < red["threshold"] < float(torch.exp(torch.tensor(2.0 * x_train[:, 4].min())))
+
+
+def test_rows_that_do_not_line_up_with_the_factors_are_an_error(planted):
+    x_train, x_test, train, test, _ = planted
+    message = "test split: 699 activation rows but factor values for 700"
+    with pytest.raises(ValueError, match=message):
+        detectors(planted_encoder, _stream(x_train), _stream(x_test[1:]), train, test)
+
+
 def test_a_latent_on_a_handful_of_images_is_rare_not_monosemantic(planted):
     x_train, x_test, train, test, _ = planted
 

@@ -44,7 +44,7 @@ def snakemake(
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # 62 jobs: ~12 min on a quiet 2-core machine, twice that when loaded
         env={
             "TQDM_DISABLE": "1",
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",

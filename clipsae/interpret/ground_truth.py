@@ -22,6 +22,13 @@ Shortlisting by mean difference is a heuristic: a latent outside the shortlist c
 With 32 candidates per value it picks the same detectors as scanning every latent on the
 planted data of the tests (``n_candidates=n_latents`` is the exhaustive scan).
 
+**AUROC of a sparse latent.** A TopK latent is 0 on most rows, and the ties at 0 count half, so
+a latent that fires on a fraction r of a value's images (and on almost no others) has AUROC
+about (1 + r) / 2, while a dense baseline direction ranks every row. When an SAE splits a colour
+into conjunctions ("red circle", "red star"), its best single latent has a small r: a lower AUROC
+than random directions is then what the metric says about single latents, not a bug; F1 and
+recovery are the comparable numbers.
+
 **Monosemantic** (``monosemanticity``): a latent's purity is the largest share of its total
 test activation mass (the sum of its activations over all test images) that falls on the images
 of one factor value, maximised over factors and values: purity = max_f max_v sum_{i: f_i = v}
@@ -242,13 +249,17 @@ def _histogram_thresholds(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best (latent, threshold, train F1) per value among its candidates, from binned counts.
 
-    Bins are linear between the latent's train minimum and maximum; a threshold is a bin's lower
-    edge and the detector is ``activation >= threshold``.
+    Bin 0 holds the rows at the latent's train minimum (the zeros of a sparse code, the ReLU
+    floor of a baseline), so "fires at all" is always a threshold: linear bins from the minimum
+    lumped a heavy-tailed latent's small firing values in with its zeros, and a latent that
+    fires exactly on one value scored F1 0.72 instead of 1. Bins 1.. are linear over
+    (minimum, maximum]; a threshold is a bin's lower edge (bin 1's is the next float above the
+    minimum) and the detector is ``activation >= threshold``.
     """
     n_values, n_cand = candidates.shape
     cols = candidates.reshape(-1)
     lo, hi = moments.lo[cols], moments.hi[cols]
-    width = torch.where(hi > lo, hi - lo, torch.ones_like(hi)) / n_bins
+    width = torch.where(hi > lo, hi - lo, torch.ones_like(hi)) / (n_bins - 1)
     value_of_col = torch.arange(n_values).repeat_interleave(n_cand)
     pos = torch.zeros(len(cols) * n_bins, dtype=torch.float64)
     total = torch.zeros(len(cols) * n_bins, dtype=torch.float64)
@@ -258,7 +269,8 @@ def _histogram_thresholds(
     for first, codes in _encoded(encode, train()):
         for i in range(0, len(codes), step):
             a = codes[i : i + step, cols]
-            bins = (((a - lo) / width).floor().clamp(0, n_bins - 1).long() + offset).reshape(-1)
+            above = ((a - lo) / width).floor().clamp(0, n_bins - 2).long() + 1
+            bins = (torch.where(a > lo, above, 0) + offset).reshape(-1)
             start = first + i
             weights = factors.indicator(start, start + len(a))[:, value_of_col].reshape(-1)
             total += torch.bincount(bins, minlength=len(total)).double()
@@ -271,7 +283,10 @@ def _histogram_thresholds(
     best = f1.view(n_values, -1).argmax(1)
     which, b = best // n_bins, best % n_bins
     chosen = candidates[torch.arange(n_values), which]
-    threshold = moments.lo[chosen] + b * width.view(n_values, n_cand)[torch.arange(n_values), which]
+    floor = moments.lo[chosen]
+    bin_width = width.view(n_values, n_cand)[torch.arange(n_values), which]
+    just_above = torch.nextafter(floor, torch.full_like(floor, torch.inf))
+    threshold = torch.where(b == 1, just_above, floor + (b - 1).clamp_min(0) * bin_width)
     return chosen.numpy(), threshold.numpy(), f1.view(n_values, -1).max(1).values.numpy()
 
 

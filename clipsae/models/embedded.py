@@ -28,7 +28,7 @@ from clipsae.data.synthetic import (
     sample_attributes,
 )
 from clipsae.models.build_config import BuildConfig
-from clipsae.models.clip import load_clip
+from clipsae.models.clip import LoadedClip, load_clip
 from clipsae.models.weights import WEIGHTS_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.runtime.device import DeviceSpec
@@ -36,8 +36,13 @@ from clipsae.runtime.device import DeviceSpec
 log = logging.getLogger(__name__)
 
 
-# Keeps the caption stream apart from the dataset splits' streams (split index 0 and 1).
+# Keeps the caption stream apart from the dataset splits' streams (split index 0 and 1), and
+# the held-out images a build is scored on apart from both.
 _CAPTION_STREAM = 7
+HELDOUT_STREAM = 8
+# Losses of the first steps, kept at full resolution in build.json: a rebuild of a prefix of the
+# schedule (``stop_after``) must repeat them, which ties shipped weights to their settings.
+PREFIX_STEPS = 10
 
 
 def caption_variants(attrs: dict[str, str]) -> list[str]:
@@ -52,19 +57,35 @@ def caption_variants(attrs: dict[str, str]) -> list[str]:
     ]
 
 
-def generate_pairs(
-    n: int, image_size: int, seed: int, colors: tuple[str, ...] = tuple(DEFAULT_COLORS)
-) -> tuple[np.ndarray, list[list[str]]]:
-    """``n`` rendered images (uint8, NHWC) with their caption variants."""
+def generate_images(
+    n: int,
+    image_size: int,
+    seed: int,
+    colors: tuple[str, ...] = tuple(DEFAULT_COLORS),
+    *,
+    stream: int = _CAPTION_STREAM,
+) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """``n`` rendered images (uint8, NHWC) of one random stream, with their attributes."""
     spec = SyntheticSpec(image_size=image_size, seed=seed, colors=parse_colors(colors))
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    captions = []
-    for i in trange(n, desc="captions", unit="img", leave=False):
-        rng = np.random.default_rng((seed, _CAPTION_STREAM, i))
+    attributes = []
+    for i in trange(n, desc="images", unit="img", leave=False):
+        rng = np.random.default_rng((seed, stream, i))
         attrs = sample_attributes(rng, spec)
         images[i] = np.asarray(render(attrs, image_size, rng, spec.palette, spec.noise))
-        captions.append(caption_variants(attrs))
-    return images, captions
+        attributes.append(attrs)
+    return images, attributes
+
+
+def image_tensor(clip: LoadedClip, images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC images as the normalised NCHW floats the vision tower takes."""
+    visual = clip.model.visual
+    return _normalise(images, visual.image_mean, visual.image_std)
+
+
+def image_size(clip: LoadedClip) -> int:
+    size = clip.model.visual.image_size
+    return size[0] if isinstance(size, tuple) else size
 
 
 def _normalise(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
@@ -73,15 +94,23 @@ def _normalise(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
 
 
 def build_embedded_clip(
-    arch: str, out_dir: Path, cfg: BuildConfig, *, device: DeviceSpec = "auto"
-) -> dict:
-    """Train ``arch`` from scratch and write ``open_clip_model.safetensors`` + ``build.json``."""
+    arch: str,
+    out_dir: Path,
+    cfg: BuildConfig,
+    *,
+    device: DeviceSpec = "auto",
+    stop_after: int | None = None,
+) -> tuple[LoadedClip, dict]:
+    """Train ``arch`` from scratch and write ``open_clip_model.safetensors`` + ``build.json``.
+
+    ``stop_after`` runs only that many steps of the same schedule (the learning rate still
+    follows ``cfg.steps``), so a short rebuild reproduces the first losses of a full one.
+    """
     clip = load_clip(arch, "none", device=device, seed=cfg.seed)
     model, dev = clip.model, clip.device
-    visual = model.visual
-    size = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
-    images, captions = generate_pairs(cfg.n_images, size, cfg.seed, cfg.colors)
-    pixels = _normalise(images, visual.image_mean, visual.image_std)
+    images, attributes = generate_images(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
+    captions = [caption_variants(attrs) for attrs in attributes]
+    pixels = image_tensor(clip, images)
     variants = len(captions[0])
     tokens = clip.tokenizer([c for group in captions for c in group]).view(
         cfg.n_images, variants, -1
@@ -93,7 +122,8 @@ def build_embedded_clip(
     loss_fn = ClipLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
     losses, start = [], time.perf_counter()
-    for _ in trange(cfg.steps, desc="build clip", unit="step"):
+    n_steps = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
+    for _ in trange(n_steps, desc="build clip", unit="step"):
         idx = torch.randperm(cfg.n_images, generator=gen)[: cfg.batch_size]
         which = torch.randint(variants, (len(idx),), generator=gen)
         image_f, text_f, scale = model(pixels[idx].to(dev), tokens[idx, which].to(dev))[:3]
@@ -114,9 +144,11 @@ def build_embedded_clip(
         "config": asdict(cfg),
         "final_loss": float(np.mean(losses[-20:])),
         "initial_loss": losses[0],
+        "steps_run": n_steps,
+        "first_losses": losses[:PREFIX_STEPS],
         "seconds": time.perf_counter() - start,
         "loss_curve": losses[:: max(1, len(losses) // 100)],
     }
     atomic_write_json(report, out_dir / "build.json")
     log.info("built %s: contrastive loss %.3f -> %.3f", arch, losses[0], report["final_loss"])
-    return report
+    return clip, report

@@ -1,12 +1,63 @@
-"""Step ``build_embedded_clip``: train the shipped tiny CLIP on generated captions."""
+"""Step ``build_embedded_clip``: train the shipped tiny CLIP on generated captions, then score it.
+
+Every build is scored on held-out generated images (their own random stream, never seen in
+training), one zero-shot task per factor with the demo datasets' prompts, and the accuracies go
+into ``build.json``: a schedule or architecture change then shows at once what the model sees,
+without a run of the whole workflow.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clipsae.models.embedded import BuildConfig, build_embedded_clip
+import torch
+
+from clipsae.data.synthetic import SHAPES
+from clipsae.evaluate.zeroshot import ZeroShotTally
+from clipsae.models.build_config import BuildConfig
+from clipsae.models.clip import LoadedClip
+from clipsae.models.embedded import (
+    HELDOUT_STREAM,
+    build_embedded_clip,
+    generate_images,
+    image_size,
+    image_tensor,
+)
+from clipsae.models.text import class_embeddings
+from clipsae.runtime.atomic import atomic_write_json
 from clipsae.runtime.device import DeviceSpec
 
+HELDOUT_IMAGES = 400
+# The demo datasets' prompts (config/config.yaml): shapes by name, colours as "a red shape".
+HELDOUT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "color": ("a {} shape.", "a photo of a {} shape."),
+    "shape": ("a photo of a {}.", "a {}."),
+}
 
-def build_model(*, arch: str, build: dict, out_dir: Path, device: DeviceSpec = "auto") -> None:
-    build_embedded_clip(arch, Path(out_dir), BuildConfig(**build), device=device)
+
+@torch.inference_mode()
+def heldout_zeroshot(clip: LoadedClip, cfg: BuildConfig, *, n: int = HELDOUT_IMAGES) -> dict:
+    """Zero-shot accuracy per factor on ``n`` held-out images, among all the build's colours
+    (a colour the sample happens to lack still competes) and all shapes."""
+    images, attributes = generate_images(
+        n, image_size(clip), cfg.seed, cfg.colors, stream=HELDOUT_STREAM
+    )
+    embeddings = clip.model.encode_image(image_tensor(clip, images).to(clip.device))
+    scores: dict[str, float | int] = {"n": n}
+    classes = {"color": list(cfg.colors), "shape": list(SHAPES)}
+    for factor, templates in HELDOUT_TEMPLATES.items():
+        names = classes[factor]
+        labels = torch.tensor([names.index(attrs[factor]) for attrs in attributes])
+        tally = ZeroShotTally(class_embeddings(clip, names, templates))
+        tally.update(embeddings, embeddings, labels)
+        scores[factor] = tally.result()["accuracy_clip"]
+    return scores
+
+
+def build_model(*, arch: str, build: dict, out_dir: Path, device: DeviceSpec = "auto") -> dict:
+    """Build, score on held-out images and return ``build.json``, ``heldout_zeroshot`` added."""
+    cfg = BuildConfig(**build)
+    clip, report = build_embedded_clip(arch, Path(out_dir), cfg, device=device)
+    report["heldout_zeroshot"] = heldout_zeroshot(clip, cfg)
+    atomic_write_json(report, Path(out_dir) / "build.json")
+    return report
