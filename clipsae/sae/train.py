@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.parquet"
-LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu")
+LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "grad_norm", "val_fvu")
 
 
 def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
@@ -209,6 +209,20 @@ def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
     return fvu
 
 
+def _clip_gradient(params: list[torch.nn.Parameter], max_norm: float | None, d_in: int) -> float:
+    """Clip the gradient at ``max_norm`` on the scale of the squared error summed over the
+    ``d_in`` dimensions, and return its norm on that scale before the clip.
+
+    The models return element-mean losses, whose gradients are ``d_in`` times smaller than
+    those of the summed loss that Gao et al. and dictionary_learning clip at 1; clipping ours at
+    ``max_norm / d_in`` is the same clip (Adam does not see the gradient's overall scale), and a
+    bound given on our scale would never act."""
+    if max_norm is None:
+        grads = [p.grad for p in params if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(grads)) * d_in
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm / d_in)) * d_in
+
+
 def _resample_due(step: int, total: int, tcfg: TrainConfig) -> bool:
     """Resampling stops after ``resample_until`` of training so the last latents re-pointed have
     time to settle before the model is saved."""
@@ -359,8 +373,7 @@ def _run_steps(
             loss = float(out.loss.detach())
             if tcfg.unit_norm_decoder:
                 sae.remove_parallel_grad()
-            if tcfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            grad_norm = _clip_gradient(params, tcfg.grad_clip, sae.cfg.d_in)
             opt.step()
             if tcfg.unit_norm_decoder:
                 sae.normalize_decoder()
@@ -383,6 +396,7 @@ def _run_steps(
                     "aux_loss": float(out.aux_loss.detach()),
                     "l0": float(out.l0),
                     "lr": lr,
+                    "grad_norm": grad_norm,
                     "val_fvu": val_fvu,
                 }
             )
