@@ -209,6 +209,17 @@ def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
     return fvu
 
 
+def _calibrate(sae: SAE, source: BatchSource, tcfg: TrainConfig, device: torch.device) -> None:
+    """Let the final model fit its inference settings (``SAE.calibrate``) on up to
+    ``stats_rows`` training rows in shuffled, training-sized batches (``sample`` returns them in
+    file order, where neighbouring rows may come from one image or text)."""
+    rng = np.random.default_rng(tcfg.seed)
+    sample = source.sample(tcfg.stats_rows, rng)
+    rows = torch.from_numpy(sample[rng.permutation(len(sample))])
+    sae.eval()
+    sae.calibrate(chunk.to(device) for chunk in rows.split(tcfg.batch_size))
+
+
 def _clip_gradient(params: list[torch.nn.Parameter], max_norm: float | None, d_in: int) -> float:
     """Clip the gradient at ``max_norm`` on the scale of the squared error summed over the
     ``d_in`` dimensions, and return its norm on that scale before the clip.
@@ -328,6 +339,7 @@ def train_sae(
     if st.step < total:
         _save_checkpoint(ckpt, sae, opt, st, tcfg)
         return summary
+    _calibrate(sae, source, tcfg, device)
     last_epoch_rows = per_epoch * min(tcfg.batch_size, source.n_rows)
     save_sae(
         sae,
