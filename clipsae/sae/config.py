@@ -217,7 +217,8 @@ class TopKConfig(_L1Config):
 @dataclass(frozen=True, kw_only=True)
 class BatchTopKConfig(TopKConfig):
     """BatchTopK: ``k`` per row on average; ``threshold_momentum`` is the exponential-average
-    momentum of the inference threshold."""
+    momentum of the threshold used while training (validation, checkpoints); the saved model's
+    threshold is calibrated after the last step (``BatchTopKSAE.calibrate``)."""
 
     arch: ClassVar[str] = "batchtopk"
 
