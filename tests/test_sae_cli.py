@@ -55,7 +55,7 @@ def test_train_sae_cli_end_to_end(tmp_path) -> None:
     fvu = ((val - x_hat) ** 2).sum() / ((val - val.mean(0)) ** 2).sum()
     assert metrics["fvu"] == pytest.approx(fvu, rel=1e-6)
     log = pl.read_parquet(out / "log.parquet")
-    assert log.columns == ["step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu"]
+    assert log.columns == ["step", "loss", "mse", "aux_loss", "l0", "lr", "grad_norm", "val_fvu"]
     assert log.height == metrics["steps"] == 24
 
 

@@ -15,7 +15,13 @@ from clipsae.activations.shards import ActivationStore, ShardWriter
 from clipsae.sae import ReLUConfig, TopKConfig, TrainConfig, load_sae, train_sae
 from clipsae.sae.data import BatchSource
 from clipsae.sae.metrics import reconstruction_metrics
-from clipsae.sae.train import CHECKPOINT_FILE, _init_sae, geometric_median, lr_at
+from clipsae.sae.train import (
+    CHECKPOINT_FILE,
+    _clip_gradient,
+    _init_sae,
+    geometric_median,
+    lr_at,
+)
 
 
 def _batches(x: np.ndarray, size: int = 1024):
@@ -133,6 +139,31 @@ def test_short_run_reaches_peak_lr_at_the_warmup_fraction(epochs: int, tmp_path)
     assert int(np.argmax(lr)) + 1 == peak  # the log's step is 1-based
     assert np.all(np.diff(lr[:peak]) > 0) and np.all(np.diff(lr[peak:]) <= 0)
     assert lr[-1] < 1e-3 * 0.01  # the default cosine decays to ~0 by the last step
+    decay_start = total - round(TrainConfig().decay_frac * total)
+    assert np.all(lr[peak - 1 : decay_start] == 1e-3)  # at its peak until the last 20%
+
+
+def test_grad_clip_bounds_the_dimension_summed_gradient() -> None:
+    """The clip's bound is on ``d_in`` x the element-mean gradient: a gradient of norm 0.5 in
+    64 dimensions is 32 on that scale, so a bound of 1 scales it by 1/32."""
+    weight = torch.nn.Parameter(torch.zeros(4, 16))
+    weight.grad = torch.full((4, 16), 0.5 / 8)  # norm 0.5
+    assert _clip_gradient([weight], 1.0, d_in=64) == pytest.approx(32.0)
+    assert float(weight.grad.norm()) * 64 == pytest.approx(1.0, rel=1e-5)
+    assert _clip_gradient([weight], None, d_in=64) == pytest.approx(1.0, rel=1e-5)
+    assert _clip_gradient([weight], 10.0, d_in=64) == pytest.approx(1.0, rel=1e-5)
+    assert float(weight.grad.norm()) * 64 == pytest.approx(1.0, rel=1e-5)  # under it: untouched
+
+
+def test_default_grad_clip_acts_on_normalised_inputs(tmp_path) -> None:
+    """Under the defaults (inputs scaled to a mean squared norm of d_in) the gradient of the
+    summed loss starts well above the bound of 1, so the clip acts; on the element-mean scale the
+    same gradient is d_in times smaller and a bound of 1 never acted."""
+    x, _ = sparse_data(2048, 32, 64, 3, seed=4)
+    train_sae(x, TopKConfig(d_in=32, d_sae=128, k=4), TrainConfig(batch_size=256), tmp_path)
+    grad_norm = pl.read_parquet(tmp_path / "log.parquet")["grad_norm"].to_numpy()
+    assert grad_norm[0] > TrainConfig().grad_clip
+    assert np.all(grad_norm / 32 < TrainConfig().grad_clip)  # what the old clip compared
 
 
 def test_geometric_median_resists_outliers_and_mean_norm_scale(tmp_path) -> None:

@@ -9,7 +9,7 @@ training units: it is subtracted before encoding and added back after decoding.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -123,6 +123,10 @@ class SAE(nn.Module, ABC):
         norms = self.W_dec.norm(dim=1)
         weights = norms if indices is None else norms[indices]
         return (values * weights).sum(dim=1).mean()
+
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Fit what inference needs beyond the weights on batches of raw training rows, once
+        training is over. Most architectures need nothing; BatchTopK sets its threshold."""
 
     @torch.no_grad()
     def resample(self, latents: Tensor, directions: Tensor, enc_norm: float) -> None:

@@ -239,7 +239,8 @@ class TopKConfig(_L1Config):
 @dataclass(frozen=True, kw_only=True)
 class BatchTopKConfig(TopKConfig):
     """BatchTopK: ``k`` per row on average; ``threshold_momentum`` is the exponential-average
-    momentum of the inference threshold."""
+    momentum of the threshold used while training (validation, checkpoints); the saved model's
+    threshold is calibrated after the last step (``BatchTopKSAE.calibrate``)."""
 
     arch: ClassVar[str] = "batchtopk"
 
@@ -337,7 +338,16 @@ class TrainConfig(_Config):
     Learning rate, as fractions of the run so that a schedule keeps its shape whatever the
     number of steps: linear warm-up to ``lr`` over the first ``warmup_frac``, constant, then a
     ``lr_schedule`` (cosine or linear) decay to ``lr * lr_end_frac`` over the last
-    ``decay_frac`` (1: from the end of the warm-up on).
+    ``decay_frac`` (1: from the end of the warm-up on). The default decays over the last 20%:
+    a run of a few hundred Adam steps is short of learning rate, and a decay from the end of
+    the warm-up halved its mean (bench/README.md, "SAE training on real activations").
+
+    ``grad_clip`` bounds the norm of the gradient of the squared error summed over the ``d_in``
+    input dimensions (the loss of Gao et al. and dictionary_learning), i.e. ``d_in`` times the
+    element-mean loss the models return; with ``normalize: mean_norm`` the training units have
+    a mean squared norm of ``d_in``, so the bound means the same on any data. Clipping the
+    element-mean gradient at 1 instead never acted (gradients ``d_in`` times smaller), and the
+    clip is part of what makes the decay help.
 
     ``unit_norm_decoder`` keeps decoder rows at unit norm (the constraint that fixes the code
     scale; the L1 penalties weigh codes by row norms, so without it shrinking codes and growing
@@ -367,7 +377,7 @@ class TrainConfig(_Config):
     optimizer: Optimizer = "adam"
     weight_decay: float = 0.0
     warmup_frac: float = 0.05
-    decay_frac: float = 1.0
+    decay_frac: float = 0.2
     lr_schedule: DecayShape = "cosine"
     lr_end_frac: float = 0.0
     grad_clip: float | None = 1.0

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.parquet"
-LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "val_fvu")
+LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "grad_norm", "val_fvu")
 
 
 def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
@@ -210,6 +210,31 @@ def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
     return fvu
 
 
+def _calibrate(sae: SAE, source: BatchSource, tcfg: TrainConfig, device: torch.device) -> None:
+    """Let the final model fit its inference settings (``SAE.calibrate``) on up to
+    ``stats_rows`` training rows in shuffled, training-sized batches (``sample`` returns them in
+    file order, where neighbouring rows may come from one image or text)."""
+    rng = np.random.default_rng(tcfg.seed)
+    sample = source.sample(tcfg.stats_rows, rng)
+    rows = torch.from_numpy(sample[rng.permutation(len(sample))])
+    sae.eval()
+    sae.calibrate(chunk.to(device) for chunk in rows.split(tcfg.batch_size))
+
+
+def _clip_gradient(params: list[torch.nn.Parameter], max_norm: float | None, d_in: int) -> float:
+    """Clip the gradient at ``max_norm`` on the scale of the squared error summed over the
+    ``d_in`` dimensions, and return its norm on that scale before the clip.
+
+    The models return element-mean losses, whose gradients are ``d_in`` times smaller than
+    those of the summed loss that Gao et al. and dictionary_learning clip at 1; clipping ours at
+    ``max_norm / d_in`` is the same clip (Adam does not see the gradient's overall scale), and a
+    bound given on our scale would never act."""
+    if max_norm is None:
+        grads = [p.grad for p in params if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(grads)) * d_in
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm / d_in)) * d_in
+
+
 def _resample_due(step: int, total: int, tcfg: TrainConfig) -> bool:
     """Resampling stops after ``resample_until`` of training so the last latents re-pointed have
     time to settle before the model is saved."""
@@ -315,6 +340,7 @@ def train_sae(
     if st.step < total:
         _save_checkpoint(ckpt, sae, opt, st, tcfg)
         return summary
+    _calibrate(sae, source, tcfg, device)
     last_epoch_rows = per_epoch * min(tcfg.batch_size, source.n_rows)
     save_sae(
         sae,
@@ -360,8 +386,7 @@ def _run_steps(
             loss = float(out.loss.detach())
             if tcfg.unit_norm_decoder:
                 sae.remove_parallel_grad()
-            if tcfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            grad_norm = _clip_gradient(params, tcfg.grad_clip, sae.cfg.d_in)
             opt.step()
             if tcfg.unit_norm_decoder:
                 sae.normalize_decoder()
@@ -384,6 +409,7 @@ def _run_steps(
                     "aux_loss": float(out.aux_loss.detach()),
                     "l0": float(out.l0),
                     "lr": lr,
+                    "grad_norm": grad_norm,
                     "val_fvu": val_fvu,
                 }
             )
