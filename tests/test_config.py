@@ -52,6 +52,12 @@ def test_wrong_types_and_values(demo):
           "models.tiny.layers[1]: 'blk2' does not match")  # fmt: skip
 
 
+def test_a_build_caption_template_with_an_unknown_field_is_named(demo):
+    bad = copy.deepcopy(demo)
+    bad["models"]["tiny"]["build"]["captions"] = ["a {shape}.", "a {colour} shape."]
+    check(bad, "models.tiny.build", "'a {colour} shape.'", "caption")
+
+
 def test_checks_that_need_the_code(demo, tmp_path):
     bad = copy.deepcopy(demo)
     bad["models"]["real"] = {"arch": "ViT-B-32", "pretrained": "opneai", "layers": ["block12"]}

@@ -26,6 +26,7 @@ from clipsae.data import (
     write_index,
 )
 from clipsae.data.synthetic import DEFAULT_COLORS, PALETTE
+from clipsae.models.build_config import BuildConfig
 from clipsae.models.embedded import caption_variants, generate_images
 
 SPEC = {"source": "synthetic", "n_train": 40, "n_test": 10, "image_size": 32, "seed": 3}
@@ -172,6 +173,22 @@ def test_embedded_captions_use_the_build_palette():
     captions = [caption_variants(attrs) for attrs in attributes]
     words = {w.strip(".") for group in captions for text in group for w in text.split()}
     assert {"teal", "indigo"} <= words and not words & (set(PALETTE) - {"teal", "indigo"})
+
+
+def test_caption_templates_fill_the_attributes_and_reject_unknown_fields():
+    attrs = {"shape": "star", "color": "orange", "background": "blue"}
+    templates = ("{caption}", "a {shape}.", "a {shape}.", "a {color} {shape} on {background}.")
+    assert caption_variants(attrs, templates) == [
+        "an orange star on a blue background",
+        "a star.",
+        "a star.",
+        "a orange star on blue.",
+    ]
+    assert BuildConfig(captions=list(templates)).captions == templates
+    with pytest.raises(ValueError, match=r"'a \{colour\} shape\.'.*fields"):
+        BuildConfig(captions=["a {colour} shape."])
+    with pytest.raises(ValueError, match="at least one"):
+        BuildConfig(captions=[])
 
 
 def test_caption():

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--colors", nargs="+", default=list(defaults.colors), help="palette colours in the captions"
     )
+    parser.add_argument(
+        "--captions",
+        nargs="+",
+        default=list(defaults.captions),
+        help="caption templates over {caption}, {color}, {shape}, {background}",
+    )
     add_device_argument(parser)
 
 

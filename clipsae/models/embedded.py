@@ -27,7 +27,7 @@ from clipsae.data.synthetic import (
     render,
     sample_attributes,
 )
-from clipsae.models.build_config import BuildConfig
+from clipsae.models.build_config import DEFAULT_CAPTIONS, BuildConfig
 from clipsae.models.clip import LoadedClip, load_clip
 from clipsae.models.weights import WEIGHTS_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
@@ -45,16 +45,11 @@ HELDOUT_STREAM = 8
 PREFIX_STEPS = 10
 
 
-def caption_variants(attrs: dict[str, str]) -> list[str]:
-    """Several phrasings, so zero-shot prompts about one attribute match the training text."""
-    color, shape = attrs["color"], attrs["shape"]
-    return [
-        caption(attrs),
-        f"a photo of a {color} {shape}.",
-        f"a photo of a {shape}.",
-        f"a {color} shape.",
-        f"a {attrs['background']} background.",
-    ]
+def caption_variants(
+    attrs: dict[str, str], templates: tuple[str, ...] = DEFAULT_CAPTIONS
+) -> list[str]:
+    """The image's captions, one per template (``BuildConfig.captions``)."""
+    return [template.format(caption=caption(attrs), **attrs) for template in templates]
 
 
 def generate_images(
@@ -109,7 +104,7 @@ def build_embedded_clip(
     clip = load_clip(arch, "none", device=device, seed=cfg.seed)
     model, dev = clip.model, clip.device
     images, attributes = generate_images(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
-    captions = [caption_variants(attrs) for attrs in attributes]
+    captions = [caption_variants(attrs, cfg.captions) for attrs in attributes]
     pixels = image_tensor(clip, images)
     variants = len(captions[0])
     tokens = clip.tokenizer([c for group in captions for c in group]).view(
