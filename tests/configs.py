@@ -15,3 +15,21 @@ def tiny_built_model() -> dict[str, Any]:
         "batch_size": 64,
         "build": {"n_images": 64, "steps": 2, "batch_size": 32, "seed": 0},
     }
+
+
+def schema_defaults(*keys: str) -> dict[str, Any]:
+    """The defaults the config schema gives the object at ``keys`` (e.g. ``"interpret",
+    "scoring"``): the settings classes that the workflow fills from the schema have none."""
+    from clipsae.config.validate import load_schema
+
+    node = load_schema()
+    for key in keys:
+        node = node["properties"][key]
+    return {name: sub["default"] for name, sub in node["properties"].items() if "default" in sub}
+
+
+def detection_sampling(**overrides: int):
+    """``interpret.scoring``'s defaults as a ``DetectionSampling``, with ``overrides``."""
+    from clipsae.interpret.scoring import DetectionSampling
+
+    return DetectionSampling(**{**schema_defaults("interpret", "scoring"), **overrides})

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from configs import detection_sampling
 
 from clipsae.interpret.cleaning import (
     INTERPRETATION_COLUMNS,
@@ -21,7 +22,7 @@ from clipsae.interpret.cleaning import (
     write_interpretations,
 )
 from clipsae.interpret.naming import write_names_csv
-from clipsae.interpret.scoring import DetectionSampling, score_names
+from clipsae.interpret.scoring import score_names
 from clipsae.interpret.vlm.answer import answer_fields, parse_answer
 from clipsae.interpret.vlm.naming import LatentName, VLMResult
 from clipsae.interpret.vlm.naming import write_names_csv as write_vlm_csv
@@ -331,7 +332,7 @@ def test_scores_are_the_detection_aurocs_of_the_chosen_labels(files) -> None:
         asked.append(list(texts))
         return np.stack([direction[t] for t in texts])
 
-    sampling = DetectionSampling(per_quantile=4, n_negative=80, seed=1)
+    sampling = detection_sampling(per_quantile=4, n_negative=80, seed=1)
     scored = score_interpretations(
         result, embed=embed, activations=acts, image_embeddings=images, sampling=sampling
     )

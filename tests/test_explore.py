@@ -266,7 +266,9 @@ def test_explore_step_writes_clusters_and_explain_and_search_examples(run, tmp_p
         classes.with_suffix(".parquet")
     )
     out = tmp_path / "explore"
-    settings = ExploreSettings(n_clusters=3, n_members=4, top_n=3, images=2, max_rows=30, tile=32)
+    settings = ExploreSettings(
+        n_clusters=3, n_members=4, top_n=3, images=2, max_rows=30, tile=32, seed=0
+    )
     explore_run(sae_dir=the_run.sae_dir, acts_dir=the_run.activations("test"),
                 features_dir=the_run.features_dir, names_csv=the_run.names_file(),
                 classes_npy=classes, layer="final", model={"arch": ARCH, "pretrained": "build"},

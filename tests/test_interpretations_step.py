@@ -8,13 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from configs import detection_sampling
 from vlm_server import Reply, VLMServer
 
 from clipsae.activations.extract import ROW_INDEX_FILE
 from clipsae.activations.shards import ShardWriter
 from clipsae.data import build_dataset, write_index
 from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS, has_cyrillic, read_csv_table
-from clipsae.interpret.scoring import DetectionSampling, score_names
+from clipsae.interpret.scoring import score_names
 from clipsae.interpret.vlm import VLMConfig
 from clipsae.models.clip import load_clip
 from clipsae.models.text import encode_texts
@@ -85,7 +86,7 @@ def run_step(tmp_path, sampling, layer_acts=None, final_acts=None, simulation=No
 
 def test_step_writes_scored_interpretations_and_summary(inputs) -> None:
     tmp_path, final = inputs
-    sampling = DetectionSampling(per_quantile=5, n_negative=50, seed=2)
+    sampling = detection_sampling(per_quantile=5, n_negative=50, seed=2)
     run_step(tmp_path, sampling)
     table = read_csv_table(tmp_path / "interpretations.csv")
     assert tuple(table.columns) == INTERPRETATION_COLUMNS
@@ -119,7 +120,7 @@ def test_step_refuses_codes_and_embeddings_of_different_images(inputs) -> None:
     tmp_path, final = inputs
     write_acts(tmp_path / "other", final, [f"other{i}" for i in range(N_ROWS)])
     with pytest.raises(ValueError, match="list different images"):
-        run_step(tmp_path, DetectionSampling(), layer_acts=tmp_path / "other")
+        run_step(tmp_path, detection_sampling(), layer_acts=tmp_path / "other")
     assert not (tmp_path / "interpretations.csv").exists()
 
 
@@ -138,13 +139,13 @@ def test_step_scores_the_vlm_named_latents_by_simulation(inputs, monkeypatch) ->
             vlm=VLMConfig(base_url=server.base_url, api_key_env="CLIPSAE_TEST_VLM_KEY",
                           backoff_factor=0.01, concurrency=1),
             cache_dir=tmp_path / "cache",
-            sampling=DetectionSampling(n_quantiles=2, per_quantile=2, n_negative=4),
+            sampling=detection_sampling(n_quantiles=2, per_quantile=2, n_negative=4),
             dataset_name="shapes",
             dataset_entry=entry,
             index_dir=tmp_path / "data",
             out_csv=tmp_path / "simulation.csv",
         )  # fmt: skip
-        run_step(tmp_path, DetectionSampling(), layer_acts=tmp_path / "acts",
+        run_step(tmp_path, detection_sampling(), layer_acts=tmp_path / "acts",
                  final_acts=tmp_path / "acts", simulation=simulation)  # fmt: skip
         assert server.count == 2
     table = pl.read_csv(tmp_path / "simulation.csv")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from configs import detection_sampling
 
 from clipsae.interpret.scoring import (
-    DetectionSampling,
     latent_activations,
     sample_detection_rows,
     score_names,
@@ -70,7 +70,7 @@ def test_planted_latent_scores_high_with_its_name_and_chance_with_wrong_ones(spa
         name_embeddings=names,
         activations=acts,
         image_embeddings=images,
-        sampling=DetectionSampling(per_quantile=25, n_negative=1000),
+        sampling=detection_sampling(per_quantile=25, n_negative=1000),
     ).per_latent
     assert got["n_positive"].to_list() == [PER_CONCEPT] * acts.shape[1]
     assert got["n_negative"].to_list() == [1000] * acts.shape[1]
@@ -89,6 +89,7 @@ def test_named_latents_beat_shuffled_names(space) -> None:
         name_embeddings=texts[:N_CONCEPTS],
         activations=acts,
         image_embeddings=images,
+        sampling=detection_sampling(),
     )
     assert scores.n_scored == N_CONCEPTS
     assert scores.per_latent["latent"].to_list() == [10 + c for c in range(N_CONCEPTS)]
@@ -104,8 +105,8 @@ def test_scores_are_deterministic_per_seed_and_skip_silent_latents(space) -> Non
     images, texts, concept_of = space
     acts = np.stack([planted(concept_of, 1, seed=0), np.zeros(len(concept_of))], axis=1)
     kwargs = dict(latents=[0, 1], name_embeddings=texts[:2], activations=acts)
-    first = score_names(**kwargs, image_embeddings=images, sampling=DetectionSampling(seed=3))
-    again = score_names(**kwargs, image_embeddings=images, sampling=DetectionSampling(seed=3))
+    first = score_names(**kwargs, image_embeddings=images, sampling=detection_sampling(seed=3))
+    again = score_names(**kwargs, image_embeddings=images, sampling=detection_sampling(seed=3))
     assert first.per_latent.equals(again.per_latent)
     assert first.per_latent["auroc"][1] is None
     assert first.per_latent["n_positive"][1] == 0
@@ -119,7 +120,7 @@ def test_positives_are_drawn_from_every_quantile() -> None:
     acts[active] = rng.uniform(0.1, 5.0, 1000)
     pos, neg = sample_detection_rows(
         acts,
-        sampling=DetectionSampling(n_quantiles=10, per_quantile=3, n_negative=50),
+        sampling=detection_sampling(n_quantiles=10, per_quantile=3, n_negative=50),
         rng=np.random.default_rng(1),
     )
     assert len(pos) == 30 and len(set(pos)) == 30
@@ -133,7 +134,7 @@ def test_few_activating_images_are_all_used() -> None:
     acts = np.array([0.0, 2.0, 0.0, 1.0, 0.0, 3.0])
     pos, neg = sample_detection_rows(
         acts,
-        sampling=DetectionSampling(per_quantile=5, n_negative=10),
+        sampling=detection_sampling(per_quantile=5, n_negative=10),
         rng=np.random.default_rng(0),
     )
     assert pos.tolist() == [1, 3, 5]
@@ -142,7 +143,7 @@ def test_few_activating_images_are_all_used() -> None:
 
 def test_bad_sampling_is_refused_naming_the_key() -> None:
     with pytest.raises(ValueError, match="per_quantile must be at least 1, got 0"):
-        DetectionSampling(per_quantile=0)
+        detection_sampling(per_quantile=0)
 
 
 def test_bad_shapes_are_refused_with_what_differs(space) -> None:
@@ -150,7 +151,11 @@ def test_bad_shapes_are_refused_with_what_differs(space) -> None:
     acts = planted(concept_of, 0, seed=0)[:, None]
     with pytest.raises(ValueError, match="same images in the same order"):
         score_names(
-            latents=[0], name_embeddings=texts[:1], activations=acts, image_embeddings=images[:10]
+            latents=[0],
+            name_embeddings=texts[:1],
+            activations=acts,
+            image_embeddings=images[:10],
+            sampling=detection_sampling(),
         )
     with pytest.raises(ValueError, match="not the same CLIP space"):
         score_names(
@@ -158,10 +163,15 @@ def test_bad_shapes_are_refused_with_what_differs(space) -> None:
             name_embeddings=texts[:1, :32],
             activations=acts,
             image_embeddings=images,
+            sampling=detection_sampling(),
         )
     with pytest.raises(ValueError, match="2 name embeddings for 1 latents"):
         score_names(
-            latents=[0], name_embeddings=texts[:2], activations=acts, image_embeddings=images
+            latents=[0],
+            name_embeddings=texts[:2],
+            activations=acts,
+            image_embeddings=images,
+            sampling=detection_sampling(),
         )
 
 

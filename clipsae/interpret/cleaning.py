@@ -355,7 +355,7 @@ def score_interpretations(
     embed: TextEmbedder,
     activations: np.ndarray,
     image_embeddings: np.ndarray,
-    sampling: DetectionSampling | None = None,
+    sampling: DetectionSampling,
 ) -> Interpretations:
     """The same interpretations with ``score`` set to each chosen label's detection AUROC.
 

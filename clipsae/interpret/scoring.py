@@ -39,14 +39,15 @@ class DetectionSampling:
 
     Up to ``per_quantile`` activating images from each of ``n_quantiles`` equal-count bins of
     the latent's non-zero activations, up to ``n_negative`` images where it is zero; a latent with
-    fewer than ``min_positive`` activating images is not scored.
+    fewer than ``min_positive`` activating images is not scored. The defaults live in the
+    config schema only (``interpretation.scoring`` and ``.simulation`` differ).
     """
 
-    n_quantiles: int = 10
-    per_quantile: int = 10
-    n_negative: int = 100
-    min_positive: int = 2
-    seed: int = 0
+    n_quantiles: int
+    per_quantile: int
+    n_negative: int
+    min_positive: int
+    seed: int
 
     def __post_init__(self) -> None:
         for key in ("n_quantiles", "per_quantile", "n_negative", "min_positive"):
@@ -152,7 +153,7 @@ def score_names(
     name_embeddings: np.ndarray,
     activations: np.ndarray,
     image_embeddings: np.ndarray,
-    sampling: DetectionSampling | None = None,
+    sampling: DetectionSampling,
 ) -> DetectionScores:
     """Score each latent's name by how well it ranks the latent's activating images first.
 
@@ -163,7 +164,6 @@ def score_names(
     with the name of another latent (a random derangement), so the two AUROCs differ only by
     the name. Deterministic for a given ``sampling.seed``.
     """
-    sampling = sampling or DetectionSampling()
     names = _unit_rows(name_embeddings)
     images = _unit_rows(image_embeddings)
     activations = np.asarray(activations)

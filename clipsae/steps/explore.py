@@ -39,22 +39,22 @@ EXAMPLES_IMAGE = "examples.jpg"
 
 @dataclass(frozen=True)
 class ExploreSettings:
-    """Config ``explore``, parsed once by the workflow script (the schema sets the defaults)."""
+    """Config ``explore``, parsed once by the workflow script; the schema holds its defaults."""
 
-    n_clusters: int = 6
+    n_clusters: int
     """k-means clusters."""
-    n_members: int = 6
+    n_members: int
     """Images shown per cluster, those nearest its centre; also the sheets' columns."""
-    top_n: int = 5
+    top_n: int
     """Latents shown by the explain and the search example."""
-    images: int = 3
+    images: int
     """Top images per latent of the search example."""
-    max_rows: int = 4000
+    max_rows: int
     """k-means runs on a seeded sample of at most this many test rows, so that the job stays
     cheap for wide SAEs on large splits."""
-    tile: int = 64
+    tile: int
     """Tile size of the sheets, in pixels."""
-    seed: int = 0
+    seed: int
     """Draws the sample, the explained image and the searched class."""
 
     def __post_init__(self) -> None:
