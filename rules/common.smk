@@ -9,7 +9,12 @@ from clipsae.config.prompts import load_prompts
 from clipsae.config.validate import validate_config
 from clipsae.data import dataset_source_spec
 from clipsae.data.synthetic import SyntheticSpec
-from clipsae.models.weights import built_weights
+from clipsae.models.weights import (
+    SHIPPED,
+    built_weights,
+    shipped_record,
+    shipped_weights,
+)
 from clipsae.runtime.fingerprint import code_fingerprint
 
 config = validate_config(config, Path(workflow.basedir))
@@ -116,10 +121,26 @@ def text_prompts(w):
 
 
 def model_weights(w):
-    """The built checkpoint for `pretrained: build` models; nothing for tags and paths."""
-    if config["models"][w.model]["pretrained"] == "build":
+    """The built checkpoint for `pretrained: build` models, the package's file for `shipped`
+    (so that new shipped weights rerun what used the old); nothing for tags and paths.
+    """
+    entry = config["models"][w.model]
+    if entry["pretrained"] == "build":
         return str(built_weights(f"{R}/models", w.model))
+    if entry["pretrained"] == SHIPPED:
+        return str(shipped_weights(entry["arch"]))
     return []
+
+
+def model_records():
+    """Per model that is built or shipped: its name and the record of its build."""
+    records = {}
+    for name, entry in config["models"].items():
+        if entry["pretrained"] == "build":
+            records[name] = f"{R}/models/{name}/build.json"
+        elif entry["pretrained"] == SHIPPED:
+            records[name] = str(shipped_record(entry["arch"]))
+    return records
 
 
 def combos():

@@ -41,11 +41,7 @@ rule report:
         truth=[f"{R}/eval/{RUN}/ground_truth.json".format(**c) for c in truth_runs()],
         steering=[f"{R}/eval/{RUN}/steering.json".format(**c) for c in steering_runs()],
         extras=per_eval(f"{R}/eval/{EVAL}/extras.json"),
-        models=[
-            f"{R}/models/{m}/build.json"
-            for m, e in config["models"].items()
-            if e["pretrained"] == "build"
-        ],
+        models=list(model_records().values()),
     output:
         report=f"{R}/report.md",
         figure=f"{R}/figures/l0_vs_fvu.png",
@@ -66,6 +62,7 @@ rule report:
         steering_runs=steering_runs(),
         published=published_figures(),
         evaluations=list(evaluations()),
+        models=list(model_records()),
         code=code("report"),
     script:
         "../workflow_scripts/report.py"

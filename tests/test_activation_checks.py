@@ -18,10 +18,10 @@ from clipsae.activations.shards import (
     ShardError,
     ShardMeta,
     ShardWriter,
-    file_sha256,
 )
 from clipsae.cli import main
 from clipsae.config.validate import ConfigError, validate_config
+from clipsae.runtime.checksum import file_sha256
 from clipsae.sae import TopKConfig, TrainConfig, train_sae
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from configs import tiny_built_model
 
 from clipsae.config import matrix
 from clipsae.config.validate import ConfigError, load_config, validate_config
@@ -17,6 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def demo() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture
+def built() -> dict:
+    """The demo with its model built in the run (the shipped weights' recipe)."""
+    return yaml.safe_load((ROOT / "config" / "experiments" / "embedded_clip.yaml").read_text())
 
 
 def check(config: dict, *patterns: str) -> None:
@@ -52,8 +59,8 @@ def test_wrong_types_and_values(demo):
           "models.tiny.layers[1]: 'blk2' does not match")  # fmt: skip
 
 
-def test_a_build_caption_template_with_an_unknown_field_is_named(demo):
-    bad = copy.deepcopy(demo)
+def test_a_build_caption_template_with_an_unknown_field_is_named(built):
+    bad = copy.deepcopy(built)
     bad["models"]["tiny"]["build"]["captions"] = ["a {shape}.", "a {colour} shape."]
     check(bad, "models.tiny.build", "'a {colour} shape.'", "caption")
 
@@ -69,10 +76,12 @@ def test_checks_that_need_the_code(demo, tmp_path):
     bad["datasets"]["folder"] = {"source": "imagefolder", "root": str(tmp_path / "missing")}
     bad["datasets"]["other"] = {"source": "flickr"}
     bad["vocabulary"] = "config/vocab/none.tsv"
-    bad["models"]["tiny"]["build"]["colors"] = ["red", "mauve"]
+    bad["models"]["built"] = {**tiny_built_model(), "build": {"colors": ["red", "mauve"]}}
+    bad["models"]["tiny"]["build"] = {"steps": 10}
     check(
         bad,
-        "models.tiny.build: colors ['mauve'] are not in the palette",
+        "models.built.build: colors ['mauve'] are not in the palette",
+        "models.tiny.build: only pretrained: build trains a model, this one has pretrained: ship",
         "models.real.pretrained: pretrained tag 'opneai' is not known for ViT-B-32",
         "models.real.layers[0]: layer 'block12' is out of range",
         "models.nope.layers[0]: unknown open_clip architecture 'ViT-Q-99'",

@@ -132,7 +132,7 @@ def inputs(tmp_path: Path) -> ReportInputs:
         extractions=[
             Extraction(model="tiny", dataset="shapes", split="test", layer="final", directory=acts)
         ],
-        builds=[],
+        builds={},
         out_md=tmp_path / "out" / "report.md",
         figures_dir=tmp_path / "out" / "figures",
     )
@@ -242,3 +242,24 @@ def test_the_extras_section_has_a_probe_row_per_evaluation_and_the_sweep(inputs,
     )
     assert "- topk on tiny / block2 / shapes, evaluated on colors: block2: not run" in text
     assert f"| {title} | k=4 | 4 | 0.3 | 0.9 | 0.1 |" in text
+
+
+def test_models_section_prints_a_built_and_a_shipped_record(inputs, tmp_path):
+    base = {"arch": "clipsae-tiny-vit", "config": {"steps": 2400}, "initial_loss": 4.9,
+            "final_loss": 1.8}  # fmt: skip
+    built = _write_json(tmp_path / "in" / "built.json", {
+        **base, "heldout_zeroshot": {"n": 400, "color": 0.95, "shape": 0.49}})  # fmt: skip
+    shipped = _write_json(tmp_path / "in" / "shipped.json", {**base, "shipped": {
+        "dtype": "float16", "sha256": "ab" * 32, "rebuild": "snakemake X",
+        "heldout_zeroshot": {"n": 400, "color": 0.935, "shape": 0.5}}})  # fmt: skip
+    write_report(dataclasses.replace(inputs, builds={"a": built, "b": shipped}), SECTIONS)
+    text = inputs.out_md.read_text()
+    assert (
+        "- `a` (clipsae-tiny-vit): trained from scratch on generated captions, 2400 steps" in text
+    )
+    assert "held-out zero-shot on 400 generated images: color 0.950, shape 0.490" in text
+    assert (
+        "- `b` (clipsae-tiny-vit): the package's shipped weights (float16, sha256 `abababababab…`)"
+        in text
+    )
+    assert "color 0.935, shape 0.500. Rebuilt by `snakemake X`" in text

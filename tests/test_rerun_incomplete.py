@@ -37,7 +37,6 @@ def tiny_config() -> dict:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     model = config["models"]["tiny"]
     model.update(pretrained="none", layers=["final"])
-    del model["build"]
     config["datasets"] = {"shapes": {**config["datasets"]["shapes"], "n_train": 200, "n_test": 40}}
     config["saes"]["topk8-x8"].update(batch_size=20, epochs=15, checkpoint_every=50)
     config["resources"] = {"extract_image": {"threads": 1}}  # train and test side by side

@@ -62,7 +62,7 @@ def test_a_seed_for_weights_it_cannot_change_is_a_config_error():
     config["models"]["rand"] = {**TINY, "seed": 7}
     message = _errors(config)
     assert "models.real.seed: seed 3 has no effect with pretrained 'openai'" in message
-    assert "models.tiny.seed: seed 2 has no effect with pretrained 'build'" in message
+    assert "models.tiny.seed: seed 2 has no effect with pretrained 'shipped'" in message
     assert "models.rand" not in message
 
 

@@ -24,7 +24,7 @@ with job_log(snakemake.log[0]):
             Extraction(**key, directory=Path(path))
             for key, path in zip(snakemake.params.extractions, snakemake.input.acts, strict=True)
         ],
-        builds=[Path(p) for p in snakemake.input.models],
+        builds=dict(zip(snakemake.params.models, map(Path, snakemake.input.models), strict=True)),
         out_md=Path(snakemake.output.report),
         figures_dir=Path(snakemake.output.figure).parent,
         published=snakemake.params.published,

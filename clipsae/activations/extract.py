@@ -30,12 +30,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from clipsae.activations.shards import ShardInfo, ShardMeta, ShardWriter, file_sha256
+from clipsae.activations.shards import ShardInfo, ShardMeta, ShardWriter
 from clipsae.data import ImageDataset, Record
 from clipsae.data.images import BadImage
 from clipsae.models.architectures import layer_width, parse_layer
 from clipsae.models.clip import LoadedClip, VisionActivations
 from clipsae.runtime.atomic import atomic_write_json
+from clipsae.runtime.checksum import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ and the per-shard SHA-256 lets a reader detect shards that were swapped or trunc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -15,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from clipsae.runtime.checksum import file_sha256
 
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
@@ -61,14 +62,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_finite(batch: np.ndarray, where: str, first_row: int = 0) -> None:

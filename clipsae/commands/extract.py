@@ -55,7 +55,12 @@ def open_folder(root: Path) -> ImageDataset:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of images")
     parser.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-B-32")
-    parser.add_argument("--pretrained", default="none", help="tag, checkpoint path, or none")
+    parser.add_argument(
+        "--pretrained",
+        default="none",
+        help="tag, checkpoint path, none, or shipped (the package's own weights for its own "
+        "architectures)",
+    )
     add_seed_argument(parser)
     parser.add_argument("--layer", default="final", help="final or block<N> (0-based)")
     parser.add_argument("--out", type=Path, required=True, help="output shard directory")

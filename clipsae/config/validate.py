@@ -111,6 +111,11 @@ def check_semantics(config: dict, base_dir: Path) -> None:
         where = f"models.{name}"
         if model["pretrained"] == "build":
             attempt(f"{where}.build", lambda build: BuildConfig(**build), model["build"])
+        elif "build" in model:
+            problems.append(
+                f"{where}.build: only pretrained: build trains a model, this one has pretrained: "
+                f"{model['pretrained']} (remove build, or set pretrained: build)"
+            )
         else:
             attempt(f"{where}.pretrained", check_pretrained, model["arch"], model["pretrained"])
         attempt(f"{where}.seed", check_seed, model["pretrained"], model["seed"])
@@ -147,9 +152,14 @@ def check_semantics(config: dict, base_dir: Path) -> None:
 
 
 def validate_config(config: dict, base_dir: Path = Path(".")) -> dict:
-    config = validate_schema(config)
-    check_semantics(config, Path(base_dir))
-    return config
+    filled = validate_schema(config)
+    for name, model in filled["models"].items():
+        # The schema fills every model's build with defaults; only a built model has one, so
+        # that a build block given to any other is reported rather than ignored.
+        if model["pretrained"] != "build" and "build" not in config["models"][name]:
+            del model["build"]
+    check_semantics(filled, Path(base_dir))
+    return filled
 
 
 def load_config(path: Path, base_dir: Path = Path(".")) -> dict:

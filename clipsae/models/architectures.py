@@ -17,6 +17,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from clipsae.models.weights import SHIPPED, shipped_weights
+
 EMBEDDED_CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _BLOCK = re.compile(r"^block(\d+)$")
@@ -124,8 +126,12 @@ def _declared_tags() -> dict[str, tuple[str, ...]] | None:
 
 def check_pretrained(arch: str, pretrained: str) -> None:
     """Fail early on a tag open_clip does not know for ``arch``: a typo would cost a job.
-    Only a tag needs open_clip's list; ``none`` and checkpoint paths are checked without it."""
+    Only a tag needs open_clip's list; ``none``, ``shipped`` and checkpoint paths are checked
+    without it."""
     architecture_config(arch)
+    if pretrained == SHIPPED:
+        shipped_weights(arch)
+        return
     if pretrained == "none" or is_checkpoint_path(pretrained):
         return
     declared = _declared_tags()

@@ -1,8 +1,9 @@
 """Loading CLIP models through open_clip and reading the activations an SAE is trained on.
 
 A model is an open_clip architecture name plus a ``pretrained`` value: an open_clip tag
-(``openai``, ``laion2b_s34b_b79k``), a local checkpoint file, or ``none`` for random weights
-(drawn from the entry's ``seed``, so every job sees the same ones).
+(``openai``, ``laion2b_s34b_b79k``), a local checkpoint file, ``none`` for random weights
+(drawn from the entry's ``seed``, so every job sees the same ones), or ``shipped`` for the
+weights the package ships for its own architectures (``clipsae.models.weights``).
 The project ships its own tiny architectures (``clipsae/models/model_configs``) so the pipeline
 runs offline; they load through exactly the same open_clip code as ``ViT-B-32``.
 
@@ -29,6 +30,7 @@ from clipsae.models.architectures import (
     check_seed,
     is_checkpoint_path,
 )
+from clipsae.models.weights import SHIPPED, shipped_weights
 from clipsae.runtime.device import DeviceSpec, pick_device
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ def load_clip(
     """
     check_pretrained(arch, pretrained)
     check_seed(pretrained, seed)
+    if pretrained == SHIPPED:
+        pretrained = str(shipped_weights(arch))
     if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
         raise FileNotFoundError(f"checkpoint {pretrained} does not exist")
     dev = pick_device(device)

@@ -39,7 +39,8 @@ class ReportInputs:
     truth: Sequence[RunFiles]
     steering: Sequence[RunFiles]
     extractions: Sequence[Extraction]
-    builds: Sequence[Path]
+    # Per built or shipped model: its build record (``build.json``, or the shipped ``<arch>.json``).
+    builds: Mapping[str, Path]
     out_md: Path
     figures_dir: Path
     # Per evaluation (run and evaluation dataset): the probe, baselines and sweep (``extras``).
