@@ -226,11 +226,14 @@ class ActivationStore:
         return np.concatenate(pieces) if pieces else np.zeros((0, self.d), dtype=dtype)
 
     def load_all(self, dtype: str = "float32") -> np.ndarray:
-        if not self.meta.shards:
-            return np.zeros((0, self.d), dtype=dtype)
-        return np.concatenate(
-            [np.asarray(self.shard(i), dtype=dtype) for i in range(len(self.meta.shards))]
-        )
+        """Every row in one array, each shard read (and cast) straight into it: one copy of the
+        data in memory, not one per shard plus their concatenation."""
+        out = np.empty((len(self), self.d), dtype=dtype)
+        start = 0
+        for i, info in enumerate(self.meta.shards):
+            out[start : start + info.rows] = self.shard(i)
+            start += info.rows
+        return out
 
 
 def check_same_source(train: ActivationStore, val: ActivationStore) -> None:
