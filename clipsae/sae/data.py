@@ -6,7 +6,9 @@ sequence and skip to its step instead of storing iterator state.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import ctypes
+import functools
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,24 @@ def check_inputs(train: Activations, val: Activations | None) -> None:
             check_finite(data, f"{role} activations")
     if isinstance(train, ActivationStore) and isinstance(val, ActivationStore):
         check_same_source(train, val)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_freed_memory() -> None:
+    """Return the C heap's free memory to the system (glibc's ``malloc_trim``; a no-op
+    elsewhere). glibc serves blocks under its mmap threshold, which rises to 32 MiB once a
+    block that size is freed, from a heap it rarely shrinks, so a freed shuffle buffer or
+    statistics sample would stay resident beside the next one and the cap would not hold."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 # Bytes of index arrays per buffered row (a permutation and its inverse, int64), counted with
@@ -181,6 +201,7 @@ class BatchSource:
                 if n_pending == capacity:
                     rest = yield from _shuffled_batches(pending, rng, batch_size, self.d)
                     pending, n_pending = [rest], len(rest)
+                    release_freed_memory()  # the buffer just emptied
         yield from _shuffled_batches(pending, rng, batch_size, self.d)
 
 

@@ -27,7 +27,13 @@ from clipsae.activations.shards import ActivationStore
 from clipsae.runtime.device import pick_device
 from clipsae.sae.base import SAE
 from clipsae.sae.config import SAEConfig, TrainConfig, check_compatible
-from clipsae.sae.data import Activations, BatchSource, MemoryPlan, check_inputs
+from clipsae.sae.data import (
+    Activations,
+    BatchSource,
+    MemoryPlan,
+    check_inputs,
+    release_freed_memory,
+)
 from clipsae.sae.io import atomic_save_tensors, save_sae
 from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.zoo import build_sae
@@ -345,6 +351,7 @@ def train_sae(
         log.info("resuming %s from step %d", ckpt, st.step)
     else:
         sae = _init_sae(cfg, tcfg, source, plan.stats_rows).to(device)
+        release_freed_memory()  # the statistics sample and its copies
         opt = _make_optimizer(sae, tcfg)
         zeros = torch.zeros(cfg.d_sae, dtype=torch.int64, device=device)
         st = _State(step=0, steps_since_fired=zeros, fire_counts=zeros.clone())
