@@ -72,11 +72,17 @@ def file_sha256(path: Path) -> str:
 
 
 def check_finite(batch: np.ndarray, where: str, first_row: int = 0) -> None:
-    """Raise naming the first non-finite row: NaNs in activations poison every later step."""
-    bad = ~np.isfinite(batch).all(axis=1)
-    if bad.any():
-        row = first_row + int(np.flatnonzero(bad)[0])
-        raise ShardError(f"{where}: row {row} has NaN or Inf values ({int(bad.sum())} rows in all)")
+    """Raise naming the first non-finite row: NaNs in activations poison every later step.
+    Checked ``EVAL_BATCH`` rows at a time, so the check of a shard or a large array costs a
+    batch's worth of memory, not a byte per value of the whole."""
+    bad = [
+        start + np.flatnonzero(~np.isfinite(batch[start : start + EVAL_BATCH]).all(axis=1))
+        for start in range(0, len(batch), EVAL_BATCH)
+    ]
+    n_bad = sum(len(rows) for rows in bad)
+    if n_bad:
+        row = first_row + int(next(rows[0] for rows in bad if len(rows)))
+        raise ShardError(f"{where}: row {row} has NaN or Inf values ({n_bad} rows in all)")
 
 
 class ShardWriter:
