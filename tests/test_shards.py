@@ -11,6 +11,7 @@ from clipsae.activations.shards import (
     ActivationStore,
     ShardError,
     ShardWriter,
+    check_finite,
     load_activations,
     subsample,
 )
@@ -47,6 +48,14 @@ def test_non_finite_rows_are_named(tmp_path):
     writer.add(data[:5])
     with pytest.raises(ShardError, match="row 7 has NaN or Inf"):
         writer.add(data[5:])
+
+
+def test_non_finite_check_goes_a_batch_at_a_time_and_counts_every_bad_row():
+    data = np.zeros((10_000, 2), dtype=np.float32)
+    data[[5000, 9999], 0] = [np.inf, np.nan]
+    with pytest.raises(ShardError, match=r"x: row 5010 has NaN or Inf values \(2 rows in all\)"):
+        check_finite(data, "x", first_row=10)
+    check_finite(data[:5000], "x")
 
 
 def test_wrong_width_and_tampering_and_unfinished_directories_are_refused(tmp_path):

@@ -65,11 +65,17 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def check_finite(batch: np.ndarray, where: str, first_row: int = 0) -> None:
-    """Raise naming the first non-finite row: NaNs in activations poison every later step."""
-    bad = ~np.isfinite(batch).all(axis=1)
-    if bad.any():
-        row = first_row + int(np.flatnonzero(bad)[0])
-        raise ShardError(f"{where}: row {row} has NaN or Inf values ({int(bad.sum())} rows in all)")
+    """Raise naming the first non-finite row: NaNs in activations poison every later step.
+    Checked ``EVAL_BATCH`` rows at a time, so the check of a shard or a large array costs a
+    batch's worth of memory, not a byte per value of the whole."""
+    bad = [
+        start + np.flatnonzero(~np.isfinite(batch[start : start + EVAL_BATCH]).all(axis=1))
+        for start in range(0, len(batch), EVAL_BATCH)
+    ]
+    n_bad = sum(len(rows) for rows in bad)
+    if n_bad:
+        row = first_row + int(next(rows[0] for rows in bad if len(rows)))
+        raise ShardError(f"{where}: row {row} has NaN or Inf values ({n_bad} rows in all)")
 
 
 class ShardWriter:
@@ -219,11 +225,14 @@ class ActivationStore:
         return np.concatenate(pieces) if pieces else np.zeros((0, self.d), dtype=dtype)
 
     def load_all(self, dtype: str = "float32") -> np.ndarray:
-        if not self.meta.shards:
-            return np.zeros((0, self.d), dtype=dtype)
-        return np.concatenate(
-            [np.asarray(self.shard(i), dtype=dtype) for i in range(len(self.meta.shards))]
-        )
+        """Every row in one array, each shard read (and cast) straight into it: one copy of the
+        data in memory, not one per shard plus their concatenation."""
+        out = np.empty((len(self), self.d), dtype=dtype)
+        start = 0
+        for i, info in enumerate(self.meta.shards):
+            out[start : start + info.rows] = self.shard(i)
+            start += info.rows
+        return out
 
 
 def check_same_source(train: ActivationStore, val: ActivationStore) -> None:

@@ -356,7 +356,16 @@ class TrainConfig(_Config):
     data, more than an epoch), or AuxK and resampling pull live latents away from the rows they
     fire on (bench/README.md, "The dead-latent window"). ``val_every`` and ``checkpoint_every``
     are in steps; ``stats_rows`` caps the rows used to estimate the normalisation constant and
-    the decoder bias.
+    the decoder bias (and to calibrate BatchTopK's threshold).
+
+    ``max_in_memory_bytes`` (the cap) bounds the activation rows the trainer holds at any one
+    time, working copies included (``clipsae.sae.data.MemoryPlan``): half of it for the training
+    rows (all of them when they fit in that half, else a shuffle buffer of
+    ``shuffle_buffer_rows``, cut to fit), a quarter for the ``val_rows`` validation rows and a
+    quarter for the ``stats_rows`` statistics sample (both cut to fit), each at least one
+    batch. It does not bound the model, its gradients and optimiser state, one batch's
+    activations through the model, the libraries, or arrays passed in by the caller; those do
+    not grow with the data. The cut sizes are logged when training starts.
 
     ``dict_init``: ``random`` is the tied random initialisation; ``data`` (models with ``k``)
     starts each decoder row at a distinct training row centred on ``b_dec``, and the encoder at

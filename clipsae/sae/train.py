@@ -23,10 +23,17 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
+from clipsae.activations.shards import ActivationStore
 from clipsae.runtime.device import pick_device
 from clipsae.sae.base import SAE
 from clipsae.sae.config import SAEConfig, TrainConfig, check_compatible
-from clipsae.sae.data import Activations, BatchSource, check_inputs
+from clipsae.sae.data import (
+    Activations,
+    BatchSource,
+    MemoryPlan,
+    check_inputs,
+    release_freed_memory,
+)
 from clipsae.sae.io import atomic_save_tensors, save_sae
 from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.zoo import build_sae
@@ -58,12 +65,17 @@ def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
 
 
 def geometric_median(points: torch.Tensor, iters: int = 200, tol: float = 1e-7) -> torch.Tensor:
-    """Weiszfeld's algorithm: a centre that, unlike the mean, is not dragged by outlier rows."""
+    """Weiszfeld's algorithm: a centre that, unlike the mean, is not dragged by outlier rows.
+
+    Works on one float64 copy of ``points``; the distances are taken a quarter of the rows at a
+    time, so the temporaries stay under one float32 size of ``points`` (``STATS_COPIES``)."""
     points = points.double()
+    chunk = max(1, -(-len(points) // 4))
     median = points.mean(dim=0)
     for _ in range(iters):
-        weights = 1.0 / (points - median).norm(dim=1).clamp_min(1e-12)
-        new = (weights[:, None] * points).sum(dim=0) / weights.sum()
+        distances = torch.cat([(part - median).norm(dim=1) for part in points.split(chunk)])
+        weights = 1.0 / distances.clamp_min(1e-12)
+        new = (weights @ points) / weights.sum()
         moved = float((new - median).norm())
         median = new
         if moved <= tol * max(float(median.norm()), 1.0):
@@ -71,21 +83,30 @@ def geometric_median(points: torch.Tensor, iters: int = 200, tol: float = 1e-7) 
     return median.float()
 
 
-def _init_sae(cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource) -> SAE:
-    """Fresh SAE whose normalisation constant and decoder bias come from a sample of the data."""
-    sample = torch.from_numpy(source.sample(tcfg.stats_rows, np.random.default_rng(tcfg.seed)))
+def _init_sae(
+    cfg: SAEConfig, tcfg: TrainConfig, source: BatchSource, stats_rows: int | None = None
+) -> SAE:
+    """Fresh SAE whose normalisation constant and decoder bias come from a sample of the data
+    (``stats_rows`` rows, default ``tcfg.stats_rows``; ``MemoryPlan`` may cut it to fit the
+    cap). The sample is scaled in place, so at most ``STATS_COPIES`` float32 sizes of it are
+    alive at once (the float64 copy of ``geometric_median``)."""
+    rows = tcfg.stats_rows if stats_rows is None else stats_rows
+    sample = torch.from_numpy(source.sample(rows, np.random.default_rng(tcfg.seed)))
     scale = 1.0
     if tcfg.normalize == "mean_norm":
-        scale = math.sqrt(cfg.d_in / float(sample.double().pow(2).sum(dim=1).mean()))
+        chunk = max(1, -(-len(sample) // 4))
+        sq_norms = torch.cat([part.double().pow(2).sum(dim=1) for part in sample.split(chunk)])
+        scale = math.sqrt(cfg.d_in / float(sq_norms.mean()))
     cfg = replace(cfg, input_scale=scale)
     sae = build_sae(cfg, generator=torch.Generator().manual_seed(tcfg.seed))
     with torch.no_grad():
-        if tcfg.b_dec_init == "geometric_median":
-            sae.b_dec.copy_(geometric_median(sample * scale))
-        elif tcfg.b_dec_init == "mean":
+        if tcfg.b_dec_init == "mean":
             sae.b_dec.copy_(sample.mean(dim=0) * scale)
+        sample.mul_(scale)
+        if tcfg.b_dec_init == "geometric_median":
+            sae.b_dec.copy_(geometric_median(sample))
     if tcfg.dict_init == "data":
-        _init_dictionary_from_data(sae, sample * scale, tcfg.seed)
+        _init_dictionary_from_data(sae, sample, tcfg.seed)
     return sae
 
 
@@ -210,13 +231,16 @@ def _val_fvu(sae: SAE, rows: np.ndarray | None, tcfg: TrainConfig) -> float:
     return fvu
 
 
-def _calibrate(sae: SAE, source: BatchSource, tcfg: TrainConfig, device: torch.device) -> None:
+def _calibrate(
+    sae: SAE, source: BatchSource, tcfg: TrainConfig, device: torch.device, stats_rows: int
+) -> None:
     """Let the final model fit its inference settings (``SAE.calibrate``) on up to
     ``stats_rows`` training rows in shuffled, training-sized batches (``sample`` returns them in
     file order, where neighbouring rows may come from one image or text)."""
     rng = np.random.default_rng(tcfg.seed)
-    sample = source.sample(tcfg.stats_rows, rng)
+    sample = source.sample(stats_rows, rng)
     rows = torch.from_numpy(sample[rng.permutation(len(sample))])
+    del sample
     sae.eval()
     sae.calibrate(chunk.to(device) for chunk in rows.split(tcfg.batch_size))
 
@@ -304,12 +328,18 @@ def train_sae(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
-    source = BatchSource(train, tcfg.shuffle_buffer_rows, tcfg.max_in_memory_bytes)
-    val_source = (
-        BatchSource(val, tcfg.shuffle_buffer_rows, tcfg.max_in_memory_bytes)
-        if val is not None
-        else None
+    plan = MemoryPlan.from_cap(
+        tcfg.max_in_memory_bytes,
+        train.d if isinstance(train, ActivationStore) else train.shape[-1],
+        tcfg.batch_size,
+        shuffle_buffer_rows=tcfg.shuffle_buffer_rows,
+        val_rows=tcfg.val_rows,
+        stats_rows=tcfg.stats_rows,
     )
+    _log_plan(plan)
+    source = BatchSource(train, plan.buffer_rows, plan.in_memory_bytes)
+    # Validation only ever samples ``val_rows`` rows: a store is read through its memory map.
+    val_source = BatchSource(val, plan.buffer_rows, 0) if val is not None else None
     check_inputs(train, val)
     if source.d != cfg.d_in:
         raise ValueError(f"training rows have width {source.d}, the SAE expects d_in={cfg.d_in}")
@@ -320,14 +350,15 @@ def train_sae(
         sae, opt, st = _load_checkpoint(ckpt, cfg, tcfg, device)
         log.info("resuming %s from step %d", ckpt, st.step)
     else:
-        sae = _init_sae(cfg, tcfg, source).to(device)
+        sae = _init_sae(cfg, tcfg, source, plan.stats_rows).to(device)
+        release_freed_memory()  # the statistics sample and its copies
         opt = _make_optimizer(sae, tcfg)
         zeros = torch.zeros(cfg.d_sae, dtype=torch.int64, device=device)
         st = _State(step=0, steps_since_fired=zeros, fire_counts=zeros.clone())
     per_epoch = source.steps_per_epoch(tcfg.batch_size)
     total = per_epoch * tcfg.epochs
     last = total if stop_after is None else min(total, stop_after)
-    _run_steps(sae, opt, st, source, val_source, tcfg, total, last, out_dir, device)
+    _run_steps(sae, opt, st, source, val_source, tcfg, plan, last, out_dir, device)
     rows_seen = (st.step) * min(tcfg.batch_size, source.n_rows)
     summary = {
         "completed": st.step >= total,
@@ -340,7 +371,7 @@ def train_sae(
     if st.step < total:
         _save_checkpoint(ckpt, sae, opt, st, tcfg)
         return summary
-    _calibrate(sae, source, tcfg, device)
+    _calibrate(sae, source, tcfg, device, plan.stats_rows)
     last_epoch_rows = per_epoch * min(tcfg.batch_size, source.n_rows)
     save_sae(
         sae,
@@ -353,6 +384,24 @@ def train_sae(
     return summary
 
 
+def _log_plan(plan: MemoryPlan) -> None:
+    log.info(
+        "memory cap %d MiB: training rows in memory up to %d MiB, else a shuffle buffer of %d "
+        "rows; %d validation rows; %d rows for data statistics",
+        plan.cap >> 20,
+        plan.in_memory_bytes >> 20,
+        plan.buffer_rows,
+        plan.val_rows,
+        plan.stats_rows,
+    )
+    if not plan.fits:
+        log.warning(
+            "max_in_memory_bytes (%d bytes) is below one batch of rows for each buffer: "
+            "training will hold more activation rows than that",
+            plan.cap,
+        )
+
+
 def _run_steps(
     sae: SAE,
     opt: torch.optim.Optimizer,
@@ -360,15 +409,16 @@ def _run_steps(
     source: BatchSource,
     val: BatchSource | None,
     tcfg: TrainConfig,
-    total: int,
+    plan: MemoryPlan,
     last: int,
     out_dir: Path,
     device: torch.device,
 ) -> None:
     """Steps ``st.step`` to ``last``: one optimiser step, logging and checkpointing per batch."""
     per_epoch = source.steps_per_epoch(tcfg.batch_size)
+    total = per_epoch * tcfg.epochs
     params = list(sae.parameters())
-    val_rows = val.sample(tcfg.val_rows, np.random.default_rng(tcfg.seed)) if val else None
+    val_rows = val.sample(plan.val_rows, np.random.default_rng(tcfg.seed)) if val else None
     sae.train()
     bar = tqdm(total=total, initial=st.step, desc="train-sae", unit="step")
     while st.step < last:
