@@ -31,28 +31,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from rss import rss_kib, watch_peaks
 
 from clipsae.activations.shards import ShardWriter
-from clipsae.interpret.features import TOP_FILE
+from clipsae.interpret.features import TOP_FILE, WeakSampling
 from clipsae.sae import TopKConfig, build_sae, save_sae
 from clipsae.steps.features import encode_features
-
-FIELDS = ("RssAnon", "RssFile")
-
-
-def rss_kib() -> dict[str, int]:
-    """This process's resident memory by kind, in KiB."""
-    with open("/proc/self/status") as fh:
-        pairs = (line.split(":", 1) for line in fh)
-        return {key: int(value.split()[0]) for key, value in pairs if key in FIELDS}
-
-
-def watch_peaks(peaks: dict[str, int], every_s: float = 0.05) -> None:
-    """Raise ``peaks`` to the largest values seen, forever (a daemon thread)."""
-    while True:
-        for key, value in rss_kib().items():
-            peaks[key] = max(peaks[key], value)
-        time.sleep(every_s)
 
 
 def main() -> None:
@@ -82,6 +66,7 @@ def main() -> None:
             acts_dir=Path(tmp) / "acts",
             out_dir=Path(tmp),
             top_k=args.top_k,
+            weak=WeakSampling(n=3, quantile=0.25),  # the config's defaults
             device="cpu",
         )
         seconds = time.perf_counter() - started

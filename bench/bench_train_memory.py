@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rss import rss_kib, watch_peaks
 
 from clipsae.activations.shards import ActivationStore, ShardWriter
 from clipsae.sae import BatchTopKConfig, TopKConfig, TrainConfig, build_sae, train_sae
@@ -54,23 +55,6 @@ except ImportError:  # the trainer before the cap bounded every buffer (for a be
 
 from clipsae.sae.metrics import reconstruction_metrics
 from clipsae.sae.train import _make_optimizer
-
-FIELDS = ("RssAnon", "RssFile")
-
-
-def rss_kib() -> dict[str, int]:
-    """This process's resident memory by kind, in KiB."""
-    with open("/proc/self/status") as fh:
-        pairs = (line.split(":", 1) for line in fh)
-        return {key: int(value.split()[0]) for key, value in pairs if key in FIELDS}
-
-
-def watch_peaks(peaks: dict[str, int], every_s: float = 0.05) -> None:
-    """Raise ``peaks`` to the largest values seen, forever (a daemon thread)."""
-    while True:
-        for key, value in rss_kib().items():
-            peaks[key] = max(peaks[key], value)
-        time.sleep(every_s)
 
 
 def write_store(path: Path, rows: int, d: int, shard_rows: int, seed: int) -> ActivationStore:

@@ -17,19 +17,20 @@ def tiny_built_model() -> dict[str, Any]:
     }
 
 
-def schema_defaults(*keys: str) -> dict[str, Any]:
-    """The defaults the config schema gives the object at ``keys`` (e.g. ``"interpret",
-    "scoring"``): the settings classes that the workflow fills from the schema have none."""
-    from clipsae.config.validate import load_schema
-
-    node = load_schema()
-    for key in keys:
-        node = node["properties"][key]
-    return {name: sub["default"] for name, sub in node["properties"].items() if "default" in sub}
-
-
 def detection_sampling(**overrides: int):
-    """``interpret.scoring``'s defaults as a ``DetectionSampling``, with ``overrides``."""
+    """``interpret.scoring``'s defaults as a ``DetectionSampling``, with ``overrides``: the
+    settings classes that the workflow fills from the schema have no defaults of their own."""
+    from clipsae.config.validate import schema_defaults
     from clipsae.interpret.scoring import DetectionSampling
 
     return DetectionSampling(**{**schema_defaults("interpret", "scoring"), **overrides})
+
+
+def weak_sampling(**overrides):
+    """``features``' default contrast-row sampling as a ``WeakSampling``, with ``overrides``."""
+    from clipsae.config.validate import schema_defaults
+    from clipsae.interpret.features import WeakSampling
+
+    features = schema_defaults("features")
+    fields = {"n": features["n_weak"], "quantile": features["weak_quantile"], **overrides}
+    return WeakSampling(**fields)

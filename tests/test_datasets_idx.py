@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from configs import weak_sampling
 from PIL import Image, ImageOps
 
 from clipsae.activations.shards import ActivationStore
@@ -219,7 +220,14 @@ def test_debian_fashion_mnist_goes_through_extraction_and_collages(tmp_path: Pat
     sae_dir, features, tiles = tmp_path / "sae", tmp_path / "features", tmp_path / "collages"
     train(entry=TINY_SAE, train_path=acts_dir, val_path=None, out_dir=sae_dir, extra={},
           device="cpu")  # fmt: skip
-    encode_features(sae_dir=sae_dir, acts_dir=acts_dir, out_dir=features, top_k=6, device="cpu")
+    encode_features(
+        sae_dir=sae_dir,
+        acts_dir=acts_dir,
+        out_dir=features,
+        top_k=6,
+        weak=weak_sampling(),
+        device="cpu",
+    )
     collages(features_dir=features, acts_dir=acts_dir, dataset_name="clothes", dataset_entry=entry,
              index_dir=tmp_path / "data", out_dir=tiles, n_latents=2, tile=TILE)  # fmt: skip
     written = sorted(tiles.glob("latent_*.jpg"))

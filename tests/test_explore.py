@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from configs import weak_sampling
 from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import adjusted_rand_score
@@ -79,7 +80,7 @@ def run(tmp_path_factory) -> dict:
         sae.W_dec[planted] = torch.from_numpy(text)
     save_sae(sae, the_run.sae_dir)
     encode_features(sae_dir=the_run.sae_dir, acts_dir=acts_dir, out_dir=the_run.features_dir,
-                    top_k=3, device="cpu")  # fmt: skip
+                    top_k=3, weak=weak_sampling(), device="cpu")  # fmt: skip
 
     names = pl.DataFrame(
         {

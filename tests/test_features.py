@@ -6,12 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from configs import weak_sampling
 
 from clipsae.interpret.features import (
     STATS_FILE,
     TOP_FILE,
     WEAK_FILE,
-    WeakSampling,
     latent_stats_and_top,
     write_features,
 )
@@ -104,7 +104,7 @@ def test_rejects_wrong_code_width_and_empty_stream() -> None:
 
 def test_write_features_round_trips(tmp_path, codes: np.ndarray) -> None:
     features = latent_stats_and_top(
-        _relu_encoder(), _batches(_data(), 64), D_SAE, 5, weak=WeakSampling(n=2)
+        _relu_encoder(), _batches(_data(), 64), D_SAE, 5, weak=weak_sampling(n=2)
     )
     paths = write_features(features, tmp_path / "out")
     assert [p.name for p in paths] == [STATS_FILE, TOP_FILE, WEAK_FILE]
@@ -125,7 +125,7 @@ def test_weak_rows_come_from_the_low_quantile_and_avoid_the_top(batch_size: int)
     n = 400
     ramp = np.zeros((n + 100, 1), dtype=np.float32)
     ramp[:n, 0] = np.arange(1, n + 1)  # 100 more rows where latent 0 does not fire
-    weak = WeakSampling(n=5, quantile=0.2, sample_size=200, seed=3)
+    weak = weak_sampling(n=5, quantile=0.2, sample_size=200, seed=3)
     features = latent_stats_and_top(_ramp_encoder, _batches(ramp, batch_size), 2, 4, weak=weak)
     rows = features.weak.filter(pl.col("latent") == 0).sort("rank")
     assert rows["rank"].to_list() == list(range(5))
@@ -143,16 +143,16 @@ def test_weak_rows_come_from_the_low_quantile_and_avoid_the_top(batch_size: int)
 def test_weak_rows_exclude_top_rows_of_rare_latents() -> None:
     rare = np.zeros((50, 1), dtype=np.float32)
     rare[[3, 9, 20], 0] = [1.0, 2.0, 3.0]  # three firing rows, all of them top rows
-    features = latent_stats_and_top(_ramp_encoder, _batches(rare, 16), 2, 4, weak=WeakSampling())
+    features = latent_stats_and_top(_ramp_encoder, _batches(rare, 16), 2, 4, weak=weak_sampling())
     assert features.top.filter(pl.col("latent") == 0)["row"].to_list() == [20, 9, 3]
     assert features.weak.is_empty()
 
 
 def test_weak_sampling_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="quantile"):
-        WeakSampling(quantile=1.0)
+        weak_sampling(quantile=1.0)
     with pytest.raises(ValueError, match="sample_size"):
-        WeakSampling(n=10, sample_size=5)
+        weak_sampling(n=10, sample_size=5)
 
 
 def test_atomic_output_leaves_old_file_when_writer_fails(tmp_path) -> None:

@@ -7,7 +7,7 @@ from clipsae.runtime.logs import job_log
 from clipsae.steps.features import encode_features
 
 params = snakemake.params
-weak = WeakSampling(n=params.n_weak, quantile=params.weak_quantile) if params.n_weak else None
+weak = WeakSampling.from_settings(n_weak=params.n_weak, weak_quantile=params.weak_quantile)
 with job_log(snakemake.log[0]):
     encode_features(
         sae_dir=Path(snakemake.input.sae[0]).parent,

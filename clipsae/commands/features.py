@@ -6,21 +6,26 @@ import argparse
 from pathlib import Path
 
 from clipsae.commands import add_device_argument
+from clipsae.config.validate import schema_defaults
 from clipsae.interpret.features import WeakSampling
 from clipsae.steps.features import encode_features
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = schema_defaults("features")  # the workflow's defaults, from the one place
     parser.add_argument("--sae", type=Path, required=True, help="SAE checkpoint directory")
     parser.add_argument("--activations", type=Path, required=True, help="shard directory")
-    parser.add_argument("--top-k", type=int, default=9, help="rows kept per latent")
+    parser.add_argument("--top-k", type=int, default=defaults["top_k"], help="rows kept per latent")
     parser.add_argument(
-        "--n-weak", type=int, default=3, help="weakly activating rows kept per latent (0: none)"
+        "--n-weak",
+        type=int,
+        default=defaults["n_weak"],
+        help="weakly activating rows kept per latent (0: none)",
     )
     parser.add_argument(
         "--weak-quantile",
         type=float,
-        default=0.25,
+        default=defaults["weak_quantile"],
         help="weak rows are drawn from at or below this quantile of a latent's activations",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
@@ -28,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    weak = WeakSampling(args.n_weak, args.weak_quantile) if args.n_weak else None
+    weak = WeakSampling.from_settings(n_weak=args.n_weak, weak_quantile=args.weak_quantile)
     encode_features(
         sae_dir=args.sae,
         acts_dir=args.activations,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
@@ -61,6 +62,15 @@ def _with_defaults(validator_class: type) -> type:
 
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema_defaults(*keys: str) -> dict[str, Any]:
+    """The defaults the schema gives the object at ``keys`` (``"features"``, or ``"interpret",
+    "scoring"``): for a command line that offers the workflow's settings with the same defaults."""
+    node = load_schema()
+    for key in keys:
+        node = node["properties"][key]
+    return {name: sub["default"] for name, sub in node["properties"].items() if "default" in sub}
 
 
 def validate_schema(config: dict) -> dict:

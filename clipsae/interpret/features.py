@@ -133,10 +133,14 @@ def _encode_batch(
 
 @dataclass(frozen=True)
 class WeakSampling:
-    """How the weakly activating rows of every latent are drawn (see the module docstring)."""
+    """How the weakly activating rows of every latent are drawn (see the module docstring).
 
-    n: int = 3
-    quantile: float = 0.25
+    ``n`` and ``quantile`` are the config's ``features.n_weak`` and ``weak_quantile`` (the schema
+    holds their defaults; ``from_settings``); the reservoir's size and seed are internal.
+    """
+
+    n: int
+    quantile: float
     sample_size: int = 256
     seed: int = 0
 
@@ -147,6 +151,11 @@ class WeakSampling:
             )
         if not 0 < self.quantile < 1:
             raise ValueError(f"weak quantile must be in (0, 1), got {self.quantile}")
+
+    @classmethod
+    def from_settings(cls, *, n_weak: int, weak_quantile: float) -> WeakSampling | None:
+        """The sampling the ``features`` settings ask for; ``n_weak: 0`` asks for none."""
+        return cls(n=n_weak, quantile=weak_quantile) if n_weak else None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ from clipsae.interpret.features import WeakSampling, latent_stats_and_top, write
 from clipsae.runtime.device import DeviceSpec, pick_device
 from clipsae.sae import load_sae
 
-DEFAULT_WEAK = WeakSampling()
-
 
 def encode_features(
     *,
@@ -18,12 +16,12 @@ def encode_features(
     acts_dir: Path,
     out_dir: Path,
     top_k: int,
-    weak: WeakSampling | None = DEFAULT_WEAK,
+    weak: WeakSampling | None,
     device: DeviceSpec = "auto",
 ) -> None:
-    """Write the features tables; ``weak`` (default: 3 rows per latent from its lowest quartile)
-    gives collages their contrast row, ``None`` leaves ``weak_images.parquet`` empty. The SAE
-    and the batches it encodes share the one device picked here."""
+    """Write the features tables; ``weak`` gives collages their contrast row, ``None`` leaves
+    ``weak_images.parquet`` empty. The SAE and the batches it encodes share the one device
+    picked here."""
     dev = pick_device(device)
     sae = load_sae(Path(sae_dir), dev).eval()
     batches = ActivationStore(acts_dir).iter_batches(EVAL_BATCH)
