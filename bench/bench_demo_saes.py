@@ -3,10 +3,10 @@ latents (as the workflow's ``recon.json`` counts them), and the ground-truth rec
 factor value with vocabulary naming (as the workflow's ``ground_truth.json``).
 
 Each ``--variant`` is ``NAME`` or ``NAME:key=value,key=value``: the ``saes`` entry ``--sae`` of
-``--config`` with those keys replaced (``key=null`` for None; ``arch=matryoshka_prefix`` etc.
-work, keys that do not apply are refused as in the workflow). ``--prefix N`` scores a
-Matryoshka SAE's first N latents only. Prints one Markdown row per (variant, dataset, layer) and
-writes ``--out``/results.json.
+``--config`` with those keys replaced (``key=null`` for None, ``-key`` drops a key;
+``arch=matryoshka_prefix`` etc. work, keys that do not apply are refused as in the workflow).
+``--prefix N`` scores a Matryoshka SAE's first N latents only. Prints one Markdown row per
+(variant, seed, dataset, layer) and writes ``--out``/results.json.
 
     python bench/bench_demo_saes.py --results results --datasets colors shapes --layers final \
         --variant demo --variant x1k4:expansion=1,k=4 [--seeds 0 1] [--no-truth]
@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from clipsae.activations.shards import batches_of, load_activations
+from clipsae.config.matrix import sae_hyperparameters
 from clipsae.config.validate import load_config
 from clipsae.evaluate.sweep import prefix
 from clipsae.interpret.ground_truth import RECOVERED_F1, ground_truth
@@ -40,8 +41,11 @@ def parse_variant(text: str) -> tuple[str, dict]:
     changes = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        changes[key] = yaml.safe_load(value)
+        changes[key] = DROP if key.startswith("-") else yaml.safe_load(value)
     return name, changes
+
+
+DROP = "(dropped)"
 
 
 def truth_row(sae, acts: Path, index_dir: Path, layer: str, vocab: Path | None) -> dict:
@@ -94,7 +98,7 @@ def main() -> None:
     ap.add_argument("--no-truth", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("bench/out/demo_saes"))
     args = ap.parse_args()
-    base = load_config(args.config)["saes"][args.sae]
+    base = sae_hyperparameters(load_config(args.config)["saes"][args.sae])
     out = []
     args.out.mkdir(parents=True, exist_ok=True)
     print(
@@ -103,7 +107,8 @@ def main() -> None:
     )
     for text in args.variant or ["demo"]:
         name, changes = parse_variant(text)
-        entry = {**base, **changes}
+        entry = {**base, **{k: v for k, v in changes.items() if v is not DROP}}
+        entry = {k: v for k, v in entry.items() if f"-{k}" not in changes}
         for seed in args.seeds:
             for dataset in args.datasets:
                 acts = args.results / "activations" / args.model / dataset
