@@ -136,8 +136,11 @@ def test_interpret_keys_are_checked(demo):
 def test_the_matrix_defaults_to_every_model_layer_and_dataset_evaluated_on_its_own(demo):
     config = validate_config(copy.deepcopy(demo), ROOT)
     runs = list(matrix.runs(config))
-    assert len(runs) == 2 * 2 * len(config["saes"])  # layers x datasets x saes
-    assert [(r["layer"], r["dataset"]) for r in runs[:2]] == [
+    # layers x datasets for topk8-x8; topk3-d64 names only its final layer's runs
+    assert [(r["sae"], r["layer"]) for r in runs].count(("topk8-x8", "block2")) == 2
+    assert len(runs) == 2 * 2 + 1 * 2
+    assert {r["layer"] for r in runs if r["sae"] == "topk3-d64"} == {"final"}
+    assert [(r["layer"], r["dataset"]) for r in runs if r["sae"] == "topk8-x8"][:2] == [
         ("final", "shapes"),
         ("final", "colors"),
     ]
@@ -153,7 +156,8 @@ def test_an_entry_picks_its_layers_training_data_and_evaluations(demo):
         "published": {"source": "a paper", "on": {"colors": {"accuracy_sae": 0.5}}},
     }
     config = validate_config(config, ROOT)
-    assert [tuple(e.values()) for e in matrix.evaluations(config)] == [
+    evaluations = [e for e in matrix.evaluations(config) if e["sae"] == "topk8-x8"]
+    assert [tuple(e.values()) for e in evaluations] == [
         ("tiny", "block1", "shapes", "topk8-x8", "shapes"),
         ("tiny", "block1", "shapes", "topk8-x8", "colors"),
     ]
