@@ -188,6 +188,13 @@ def alignments():
     return list(matrix.alignments(config))
 
 
+def partner_sae(w):
+    """The SAE files of the run's ``align_with`` partner on the same model, layer and dataset."""
+    partner = config["saes"][w.sae]["align_with"]
+    run = RUN.format(model=w.model, layer=w.layer, dataset=w.dataset, sae=partner)
+    return [f"{R}/sae/{run}/sae_weights.safetensors", f"{R}/sae/{run}/cfg.json"]
+
+
 def per_combo(pattern):
     return [pattern.format(**c) for c in combos()]
 

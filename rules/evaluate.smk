@@ -115,13 +115,6 @@ rule eval_splice:
         "../workflow_scripts/eval_splice.py"
 
 
-def partner_sae(w):
-    """The SAE files of the run's ``align_with`` partner on the same model, layer and dataset."""
-    partner = config["saes"][w.sae]["align_with"]
-    where = dict(model=w.model, layer=w.layer, dataset=w.dataset, sae=partner)
-    return [path.format(**where) for path in SAE_FILES]
-
-
 # Seed-to-seed alignment of an SAE and its `align_with` partner (clipsae/steps/alignment.py).
 rule sae_alignment:
     input:
