@@ -232,6 +232,16 @@ def test_the_figures_draw_every_sae_sweep_and_frontier(inputs, tmp_path):
         assert list(front.get_xdata()) == [4.0, 8.0, 16.0]
         sweep = [c for c in ax.collections if c.get_gid() == "sweep"]
         assert len(sweep[0].get_offsets()) == 3
+        assert [c.get_label() for c in ax.collections if c.get_gid() == "trained"] == ["topk"]
+    # A dense sweep end far above the rest sits on the axis' ceiling, not on a stretched axis.
+    dense = pl.DataFrame([{"panel": "tiny / final / shapes", "arch": "topk", "sae": "topk",
+                           "kind": "sweep", "size": "k=64", "L0": 64.0, "FVU": 40.0}],
+                         schema=points.schema)  # fmt: skip
+    fig = plot_l0_vs_fvu(pl.concat([points, dense]), tmp_path / "fvu2.png")
+    (ax,) = [ax for ax in fig.axes if ax.get_title() == "tiny / final / shapes"]
+    assert ax.get_ylim() == (0, 1.05)
+    (offscale,) = [c for c in ax.collections if c.get_gid() == "offscale"]
+    assert offscale.get_offsets().tolist() == [[64.0, 1.05]]
     bars = plot_accuracy_bars(table, tmp_path / "acc.png")
     heights = [patch.get_width() for patch in bars.axes[0].patches]
     assert heights == pytest.approx([0.9, 0.7, 0.85, 0.85])  # CLIP, SpLiCE, two CLIP+SAE rows

@@ -42,6 +42,18 @@ def _save(fig: Figure, out_png: Path) -> Figure:
     return fig
 
 
+def arch_colours(archs) -> dict[str, str]:
+    """One colour per architecture, the same in every figure: by sorted name."""
+    return {arch: f"C{i % 10}" for i, arch in enumerate(sorted(set(archs)))}
+
+
+def _l0_scale(ax, l0: pl.Series) -> None:
+    """A log-like L0 axis when L0 spans more than 20x; symmetric-log, so that a sweep point with
+    nothing active (L0 = 0, a Matryoshka prefix too small to fire) stays on the chart."""
+    if len(l0) and l0.max() > 20 * max(l0.filter(l0 > 0).min() or 1.0, 1e-9):
+        ax.set_xscale("symlog", linthresh=1.0)
+
+
 def _grid(n: int, width: float = 5.5, height: float = 4.0) -> tuple[Figure, list]:
     cols = min(n, 2)
     rows = math.ceil(n / cols)
@@ -86,42 +98,59 @@ def pareto_front(points: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(front, schema=points.schema)
 
 
+def fvu_ceiling(points: pl.DataFrame) -> float:
+    """The top of a panel's FVU axis: room above the trained SAEs and the frontier, at least
+    1.05 (FVU 1 is the mean's), so that a sweep's dense end (FVU in the tens when a TopK SAE runs
+    far above its trained k) does not flatten the rest."""
+    trained = points.filter(pl.col("kind") == "trained")["FVU"].to_list()
+    near = [*trained, *pareto_front(points)["FVU"].to_list()]
+    return max(1.05, 1.3 * max(near, default=1.0))
+
+
 def plot_l0_vs_fvu(points: pl.DataFrame, out_png: Path) -> Figure:
     """A panel per (model, layer, evaluation dataset); in each, a line per architecture along its
-    own frontier, every trained SAE (filled, named) and sweep point (hollow), and the frontier
-    over all of them (dashed)."""
+    own frontier, every trained SAE (filled, a marker per SAE in the legend) and sweep point
+    (hollow; above the panel's FVU ceiling drawn as a triangle on it, gid ``offscale``), and the
+    frontier over all of them (dashed)."""
     panels = points["panel"].unique(maintain_order=True).to_list() or ["no SAE runs"]
-    archs = points["arch"].unique(maintain_order=True).to_list()
-    colours = {arch: f"C{i % 10}" for i, arch in enumerate(archs)}
+    colours = arch_colours(points["arch"])
+    names = sorted(set(points["sae"]))
+    markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels, strict=True):
         here = points.filter(pl.col("panel") == panel)
-        for arch in here["arch"].unique(maintain_order=True):
+        top = fvu_ceiling(here)
+        for arch in sorted(set(here["arch"])):
             mine = here.filter(pl.col("arch") == arch)
             front = pareto_front(mine)
             ax.plot(front["L0"], front["FVU"], color=colours[arch], lw=1.5, label=arch,
                     gid=f"arch:{arch}")  # fmt: skip
-            sweep = mine.filter(pl.col("kind") == "sweep")
+            sweep = mine.filter((pl.col("kind") == "sweep") & (pl.col("FVU") <= top))
             ax.scatter(sweep["L0"], sweep["FVU"], s=18, facecolors="none",
                        edgecolors=colours[arch], gid="sweep")  # fmt: skip
-            trained = mine.filter(pl.col("kind") == "trained")
-            ax.scatter(trained["L0"], trained["FVU"], s=45, color=colours[arch], gid="trained")
+            above = mine.filter(pl.col("FVU") > top)
+            if above.height:
+                ax.scatter(above["L0"], [top] * above.height, s=22, marker="^",
+                           facecolors="none", edgecolors=colours[arch], clip_on=False,
+                           gid="offscale")  # fmt: skip
+            trained = mine.filter((pl.col("kind") == "trained") & (pl.col("FVU") <= top))
             for row in trained.iter_rows(named=True):
-                ax.annotate(row["sae"], (row["L0"], row["FVU"]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")  # fmt: skip
+                ax.scatter(row["L0"], row["FVU"], s=50, color=colours[arch],
+                           marker=markers[row["sae"]], label=row["sae"], gid="trained",
+                           zorder=3)  # fmt: skip
         if here.height:
             front = pareto_front(here)
             ax.plot(front["L0"], front["FVU"], color="black", ls="--", lw=0.8, alpha=0.6,
                     label="Pareto frontier", gid="pareto")  # fmt: skip
-            if here["L0"].max() > 20 * max(here["L0"].min(), 1e-9):
-                ax.set_xscale("log")
+            _l0_scale(ax, here["L0"])
+            ax.set_ylim(0, top)
             ax.legend(fontsize=7)
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("L0 (active latents per image)")
         ax.set_ylabel("FVU (test split, dataset-level)")
         ax.grid(alpha=0.3)
-    fig.suptitle("Sparsity vs reconstruction (filled: trained SAEs; hollow: k or prefix sweep)",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle("Sparsity vs reconstruction (filled: trained SAEs; hollow: k or prefix sweep; "
+                 "▲: FVU above the axis)", fontsize=10)  # fmt: skip
     return _save(fig, out_png)
 
 
@@ -131,8 +160,7 @@ def plot_l0_vs_delta_accuracy(table: pl.DataFrame, out_png: Path) -> Figure:
     rows = table.filter(pl.col("variant").is_in(["CLIP+SAE", "SpLiCE"]))
     splice = pl.col("variant") == "SpLiCE"
     rows = rows.with_columns(group=pl.when(splice).then(pl.lit("SpLiCE")).otherwise("arch"))
-    groups = rows["group"].unique(maintain_order=True).to_list()
-    colours = {g: "grey" if g == "SpLiCE" else f"C{i % 10}" for i, g in enumerate(groups)}
+    colours = {**arch_colours(rows.filter(~splice)["arch"]), "SpLiCE": "grey"}
     datasets = rows["dataset"].unique(maintain_order=True).to_list()
     markers = {d: MARKERS[i % len(MARKERS)] for i, d in enumerate(datasets)}
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -144,12 +172,19 @@ def plot_l0_vs_delta_accuracy(table: pl.DataFrame, out_png: Path) -> Figure:
             ax.annotate(f"{label} ({row['layer']})", (row["L0"], row["delta_accuracy"]),
                         fontsize=6, xytext=(3, 3), textcoords="offset points")  # fmt: skip
     ax.axhline(0.0, color="black", lw=0.8)
-    handles = [Line2D([], [], color=c, marker="o", ls="", label=g) for g, c in colours.items()]
-    handles += [Line2D([], [], color="grey", marker=m, ls="", label=d) for d, m in markers.items()]
+    present = set(rows["group"])
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="", label=g)
+        for g, c in colours.items()
+        if g in present
+    ]
+    handles += [
+        Line2D([], [], color="black", marker=m, ls="", fillstyle="none", label=d)
+        for d, m in markers.items()
+    ]
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    if rows.height and rows["L0"].max() > 20 * max(rows["L0"].min(), 1e-9):
-        ax.set_xscale("log")
+    _l0_scale(ax, rows["L0"])
     ax.set_xlabel("L0 (active latents, or SpLiCE concepts, per image)")
     ax.set_ylabel("Δ zero-shot accuracy vs CLIP")
     ax.set_title("Sparsity vs zero-shot accuracy lost")
