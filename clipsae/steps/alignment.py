@@ -19,6 +19,11 @@ from clipsae.sae import load_sae
 from clipsae.sae.io import CFG_FILE
 
 
+# The random directions' seed: not one an SAE is trained with (0, 1, ...), whose random
+# initial dictionary would share directions with them.
+RANDOM_SEED = 1_000_003
+
+
 def _training_seed(sae_dir: Path) -> int | None:
     """The trainer's seed, as ``cfg.json`` records the recipe (absent from hand-made SAEs)."""
     return json.loads((sae_dir / CFG_FILE).read_text()).get("train", {}).get("seed")
@@ -31,7 +36,7 @@ def align_saes(
     out_json: Path,
     names: tuple[str, str] | None = None,
     threshold: float = THRESHOLD,
-    seed: int = 0,
+    seed: int = RANDOM_SEED,
 ) -> dict:
     """``names``: how the report calls the two SAEs (the config's entry names)."""
     a, b = load_sae(Path(sae_a), "cpu").eval(), load_sae(Path(sae_b), "cpu").eval()
