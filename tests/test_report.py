@@ -314,7 +314,8 @@ def test_a_missing_role_names_the_run_and_the_role(inputs):
 
 
 def test_published_figures_stand_beside_ours_per_model_and_layer(inputs):
-    figures = {"shapes": {"accuracy_sae": 0.8, "L0": 10}, "colors": {"FVU": 0.2}}
+    figures = {"shapes": {"accuracy_sae": 0.8, "L0": 10, "accuracy_clip": 0.95},
+               "colors": {"FVU": 0.2}}  # fmt: skip
     published = {"topk": {"source": "a paper", "note": "our reading", "on": figures}}
     write_report(dataclasses.replace(inputs, published=published), SECTIONS)
     text = inputs.out_md.read_text(encoding="utf-8")
@@ -322,6 +323,8 @@ def test_published_figures_stand_beside_ours_per_model_and_layer(inputs):
     assert "| topk | shapes | accuracy_sae | 0.8 | 0.85 | tiny / final / shapes |" in text
     assert "| topk | shapes | L0 | 10 | 8 | tiny / final / shapes |" in text
     assert "| topk | shapes | L0 | 10 | 9 | tiny / block2 / shapes |" in text
+    # CLIP's figure beside the one CLIP row of each model the SAE runs on.
+    assert "| topk | shapes | accuracy_clip | 0.95 | 0.9 | tiny (CLIP) |" in text
     assert "| topk | colors | FVU | 0.2 |  |  |" in text  # not evaluated there: left blank
     assert "- **topk**: a paper; our reading" in text
     write_report(inputs, SECTIONS)
