@@ -37,6 +37,8 @@ DEFAULT_RESOURCES = {
     "eval_reconstruction": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "eval_zeroshot": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "eval_extras": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
+    "eval_splice": dict(threads=2, mem_mb=4000, runtime=60, gpu=0),
+    "sae_alignment": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
     "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
@@ -170,6 +172,27 @@ def published_figures():
     """The `published` block of each `saes` entry that has one: read by the report alone."""
     saes = config["saes"].items()
     return {name: entry["published"] for name, entry in saes if "published" in entry}
+
+
+def splice_pairs():
+    """Every (model, evaluation dataset) with an evaluation at ``final``, in a stable order: the
+    SpLiCE baseline decomposes the final embedding, whose two splits these evaluations extract.
+    """
+    pairs = {(e["model"], e["evalset"]) for e in evaluations() if e["layer"] == "final"}
+    return [dict(model=model, dataset=dataset) for model, dataset in sorted(pairs)]
+
+
+def alignments():
+    """Every run of an SAE with ``align_with`` whose partner is trained on the same (model,
+    layer, dataset): the pairs whose dictionaries are aligned."""
+    return list(matrix.alignments(config))
+
+
+def partner_sae(w):
+    """The SAE files of the run's ``align_with`` partner on the same model, layer and dataset."""
+    partner = config["saes"][w.sae]["align_with"]
+    run = RUN.format(model=w.model, layer=w.layer, dataset=w.dataset, sae=partner)
+    return [f"{R}/sae/{run}/sae_weights.safetensors", f"{R}/sae/{run}/cfg.json"]
 
 
 def per_combo(pattern):

@@ -3,6 +3,8 @@ rule results_table:
         recon=per_eval(f"{R}/eval/{EVAL}/recon.json"),
         zeroshot=per_eval(f"{R}/eval/{EVAL}/zeroshot.json"),
         cfg=per_eval(f"{R}/sae/{RUN}/cfg.json"),
+        extras=per_eval(f"{R}/eval/{EVAL}/extras.json"),
+        splice=[SPLICE.format(**pair) for pair in splice_pairs()],
     output:
         parquet=f"{R}/tables/results.parquet",
         markdown=f"{R}/tables/results.md",
@@ -18,6 +20,7 @@ rule results_table:
         runtime=res("results_table", "runtime"),
     params:
         runs=list(evaluations()),
+        splice=splice_pairs(),
         code=code("results_table"),
     script:
         "../workflow_scripts/results_table.py"
@@ -42,9 +45,13 @@ rule report:
         steering=[f"{R}/eval/{RUN}/steering.json".format(**c) for c in steering_runs()],
         extras=per_eval(f"{R}/eval/{EVAL}/extras.json"),
         models=list(model_records().values()),
+        splice=[SPLICE.format(**pair) for pair in splice_pairs()],
+        alignments=[f"{R}/eval/{RUN}/alignment.json".format(**a) for a in alignments()],
     output:
         report=f"{R}/report.md",
         figure=f"{R}/figures/l0_vs_fvu.png",
+        accuracy=f"{R}/figures/accuracy.png",
+        delta=f"{R}/figures/l0_vs_delta_accuracy.png",
     log:
         "logs/report.log",
     benchmark:
@@ -63,6 +70,8 @@ rule report:
         published=published_figures(),
         evaluations=list(evaluations()),
         models=list(model_records()),
+        splice=splice_pairs(),
+        alignments=alignments(),
         code=code("report"),
     script:
         "../workflow_scripts/report.py"

@@ -133,22 +133,69 @@ def test_interpret_keys_are_checked(demo):
     check(bad, "interpret.manual: file", "names_by_hand.csv does not exist")
 
 
+def only_topk(demo: dict) -> dict:
+    """The demo with its first SAE alone (no entry narrowed by the matrix, none aligned)."""
+    config = copy.deepcopy(demo)
+    config["saes"] = {"topk8-x8": config["saes"]["topk8-x8"]}
+    return config
+
+
 def test_the_matrix_defaults_to_every_model_layer_and_dataset_evaluated_on_its_own(demo):
-    config = validate_config(copy.deepcopy(demo), ROOT)
+    config = validate_config(only_topk(demo), ROOT)
     runs = list(matrix.runs(config))
-    # layers x datasets for topk8-x8; topk3-d64 names only its final layer's runs
-    assert [(r["sae"], r["layer"]) for r in runs].count(("topk8-x8", "block2")) == 2
-    assert len(runs) == 2 * 2 + 1 * 2
-    assert {r["layer"] for r in runs if r["sae"] == "topk3-d64"} == {"final"}
-    assert [(r["layer"], r["dataset"]) for r in runs if r["sae"] == "topk8-x8"][:2] == [
+    assert len(runs) == 2 * 2  # layers x datasets
+    assert [(r["layer"], r["dataset"]) for r in runs[:2]] == [
         ("final", "shapes"),
         ("final", "colors"),
     ]
     assert [e["evalset"] for e in matrix.evaluations(config)] == [r["dataset"] for r in runs]
 
 
-def test_an_entry_picks_its_layers_training_data_and_evaluations(demo):
+def test_the_demo_report_extras_run_on_final_shapes_only(demo):
+    config = validate_config(copy.deepcopy(demo), ROOT)
+    extras = [r for r in matrix.runs(config) if r["sae"] != "topk8-x8"]
+    assert {(r["layer"], r["dataset"]) for r in extras} == {("final", "shapes")}
+    assert len(extras) == len(config["saes"]) - 1
+    assert list(matrix.alignments(config)) == [
+        {"model": "tiny", "layer": "final", "dataset": "shapes", "sae": "topk8-x8-seed1",
+         "partner": "topk8-x8"}
+    ]  # fmt: skip
+    assert "align_with" not in matrix.sae_hyperparameters(config["saes"]["topk8-x8-seed1"])
+
+
+def test_align_with_names_a_partner_trained_alike_with_another_seed(demo):
     config = copy.deepcopy(demo)
+    seed1 = config["saes"]["topk8-x8-seed1"]
+    check(copy.deepcopy(config) | {"saes": {**config["saes"], "x": {**seed1, "align_with": 3}}},
+          "saes.x.align_with: 3 is not of type 'string'")  # fmt: skip
+    for partner, message in (
+        (
+            "topk8-x8-seed1",
+            "saes.topk8-x8-seed1.align_with: an entry cannot be aligned with itself",
+        ),
+        ("nope", "saes.topk8-x8-seed1.align_with: 'nope' is not defined (defined: batchtopk8-x8,"),
+    ):
+        seed1["align_with"] = partner
+        check(config, message)
+    seed1 |= {"align_with": "topk8-x8", "k": 16, "lr": 0.01}
+    check(config, "saes.topk8-x8-seed1.align_with: 'topk8-x8' is not trained alike: k, lr differ")
+    seed1 |= {"k": 8, "lr": 0.001, "seed": 0, "train": {"dataset": "shapes", "max_images": 9}}
+    check(config, "'topk8-x8' has the same seed (0)",
+          "'topk8-x8' is trained on other rows (train differs)")  # fmt: skip
+    seed1 |= {"seed": 1, "train": {"dataset": "shapes"}, "layers": ["block1"]}
+    check(config, "'topk8-x8' has no run on a (model, layer, dataset) of this one")
+
+
+def test_evaluation_settings_are_checked(demo):
+    bad = copy.deepcopy(demo)
+    bad["evaluation"] = {"splice": {"l1": 0, "concepts": 5}, "monosemanticity": {"max_images": 1}}
+    check(bad, "evaluation.splice: unknown key 'concepts' (allowed: l1, max_images, seed)",
+          "evaluation.splice.l1: 0 is less than or equal to the minimum of 0",
+          "evaluation.monosemanticity.max_images: 1 is less than the minimum of 2")  # fmt: skip
+
+
+def test_an_entry_picks_its_layers_training_data_and_evaluations(demo):
+    config = only_topk(demo)
     config["saes"]["topk8-x8"] |= {
         "layers": ["block1"],
         "train": {"dataset": "shapes", "max_images": 100},

@@ -73,3 +73,41 @@ def test_an_inner_layer_says_why_it_has_no_baselines(tmp_path):
                       layer="block2", out_json=tmp_path / "extras.json", device="cpu")  # fmt: skip
     assert "baselines" not in got and got["baselines_skipped"].startswith("block2: ")
     assert got["probe_rows"] == 60
+
+
+def test_monosemanticity_scores_a_seeded_subset_of_latents_and_layer_dimensions(tmp_path):
+    from clipsae.evaluate.monosemanticity import image_subset, sae_vs_clip_monosemanticity
+
+    rng = np.random.default_rng(2)
+    centres = 2.0 * rng.normal(size=(N_CLASSES, D))
+    write_split(tmp_path / "train", rng, 40, centres)
+    test_rows, _ = write_split(tmp_path / "test", rng, 90, centres)
+    # The final embeddings of the same test images (another layer, same ids, row for row).
+    final, _ = write_split(tmp_path / "final", rng, 90, centres)
+    np.save(tmp_path / "classes.npy", np.eye(N_CLASSES, D, dtype=np.float32))
+    sae = identity_sae(D)
+    save_sae(sae, tmp_path / "sae")
+    kwargs = dict(sae_dir=tmp_path / "sae", train_acts=tmp_path / "train",
+                  test_acts=tmp_path / "test", classes_npy=tmp_path / "classes.npy",
+                  layer="block2", out_json=tmp_path / "extras.json", device="cpu")  # fmt: skip
+    assert "monosemanticity" not in eval_extras(**kwargs)
+    got = eval_extras(**kwargs, embeddings=tmp_path / "final",
+                      monosemanticity_settings={"max_images": 50, "seed": 3})  # fmt: skip
+    ms = got["monosemanticity"]
+    subset = image_subset(90, 50, 3)
+    expected = sae_vs_clip_monosemanticity(
+        sae=sae, activations=test_rows[subset], embeddings=final[subset]
+    )
+    assert ms == {**expected, "seed": 3, "similarity": "final"}
+    assert ms["n_images"] == 50 and ms["ms_clip_scored"] == D
+    # The identity SAE's latents are the dimensions' positive and negative halves, 2 D of them; a
+    # half that fires on fewer than two of the 50 images has no score.
+    assert D < ms["ms_sae_scored"] <= 2 * D
+    assert 0 < ms["ms_clip"] < 1 and 0 < ms["ms_sae"] < 1
+    # Embeddings of other images are refused rather than scored against the wrong rows.
+    pl.DataFrame({"row": range(90), "id": [f"x{i}" for i in range(90)],
+                  "label": np.zeros(90, dtype=int)}).write_parquet(
+        tmp_path / "final" / ROW_INDEX_FILE)  # fmt: skip
+    with pytest.raises(ValueError, match="hold different images"):
+        eval_extras(**kwargs, embeddings=tmp_path / "final",
+                    monosemanticity_settings={"max_images": 50, "seed": 3})  # fmt: skip

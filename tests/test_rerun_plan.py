@@ -158,9 +158,10 @@ def test_templates_replan_only_that_datasets_text_and_zero_shot(workdir: Path) -
     config["datasets"]["colors"]["templates"] = ["a photo of a {} shape."]
     assert plan(workdir, config=config) == {
         ("embed_text", "model=tiny, name=classes_colors"),
-        # eval_zeroshot and eval_extras read the classes; explore searches the latents for a
-        # class name, by its embedding.
+        # eval_zeroshot, eval_extras and SpLiCE read the classes; explore searches the latents
+        # for a class name, by its embedding.
         *run_jobs({"eval_zeroshot", "eval_extras", "explore"}, dataset="colors"),
+        ("eval_splice", "model=tiny, dataset=colors"),
         # Steering reads its own classes and, as the control, the other factor's: both datasets.
         *run_jobs({"steering"}),
         *AGGREGATES,

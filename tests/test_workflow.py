@@ -32,9 +32,13 @@ def small_config() -> dict:
     config["models"]["tiny"]["build"].update(n_images=256, steps=15, batch_size=32)
     for entry in config["datasets"].values():
         entry.update(n_train=160, n_test=48)
-    config["saes"]["topk8-x8"].update(epochs=2, batch_size=64)
-    # The demo's second SAE runs the same rules; a final-only entry is checked in test_config.
+    # Every SAE alike, so that topk8-x8-seed1 stays topk8-x8 but for the seed (align_with). The
+    # demo's BatchTopK goes: it runs the TopK family's code again, for 12 more jobs; so does
+    # topk3-d64 (tests/test_demo_truth.py runs it at full size).
+    del config["saes"]["batchtopk8-x8"]
     del config["saes"]["topk3-d64"]
+    for entry in config["saes"].values():
+        entry.update(epochs=2, batch_size=64)
     config["features"].update(n_collages=3)
     return config
 
@@ -47,7 +51,9 @@ def snakemake(
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=1800,  # the whole demo DAG; it took 844 s of a 900 s limit on a loaded machine
+        # The whole reduced DAG (89 jobs with the report's SAEs and rules) took 1129 s on 2 loaded
+        # cores (load 5-7).
+        timeout=1800,
         env={
             "TQDM_DISABLE": "1",
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
@@ -91,28 +97,45 @@ def workdir(tmp_path_factory) -> Path:
 def test_the_report_and_the_results_table(workdir):
     table = pl.read_parquet(workdir / "results" / "tables" / "results.parquet")
     assert table.columns == COLUMNS
-    # 2 layers x 2 datasets x 1 SAE, each a CLIP row and a CLIP+SAE row.
-    assert table.height == 8
+    # One CLIP row and one SpLiCE row per dataset; a CLIP+SAE row per run: topk8-x8 on
+    # 2 layers x 2 datasets, its seed-1 twin and the Matryoshka SAE on final / shapes.
+    assert table.group_by("variant").len().sort("variant").rows() == [
+        ("CLIP", 2), ("CLIP+SAE", 6), ("SpLiCE", 2)
+    ]  # fmt: skip
     sae_rows = table.filter(pl.col("variant") == "CLIP+SAE")
-    assert sae_rows["L0"].to_list() == pytest.approx([8.0] * 4)
-    assert sae_rows["dict_size"].to_list() == [1024] * 4
+    topk = sae_rows.filter(pl.col("arch") == "topk")
+    assert topk["L0"].to_list() == pytest.approx([8.0] * 5)
+    assert sae_rows["dict_size"].to_list() == [1024] * 6
+    assert sae_rows["probe_accuracy"].is_not_null().all()
     for row in sae_rows.iter_rows(named=True):
         assert 0 <= row["FVU"] < 1.5 and row["R2Score"] == pytest.approx(1 - row["FVU"])
         clip = table.filter(
-            (pl.col("variant") == "CLIP") & (pl.col("layer") == row["layer"])
-            & (pl.col("dataset") == row["dataset"])
+            (pl.col("variant") == "CLIP") & (pl.col("dataset") == row["dataset"])
         ).row(0, named=True)  # fmt: skip
         assert row["delta_accuracy"] == pytest.approx(row["accuracy"] - clip["accuracy"])
+    for row in table.filter(pl.col("variant") == "SpLiCE").iter_rows(named=True):
+        assert row["L0"] > 0 and 0 < row["cosine"] <= 1 and row["dict_size"] > 0
+    alignment = json.loads(
+        (workdir / "results/eval/tiny/final/shapes/topk8-x8-seed1/alignment.json").read_text()
+    )
+    assert alignment["seeds"] == [1, 0] and alignment["saes"] == ["topk8-x8-seed1", "topk8-x8"]
+    assert alignment["decoder"]["mean_cosine"] > alignment["random"]["mean_cosine"]
+    extras = json.loads(
+        (workdir / "results/eval/tiny/block1/shapes/topk8-x8/on_shapes/extras.json").read_text()
+    )
+    assert extras["monosemanticity"]["n_images"] == 48
     report = (workdir / "results" / "report.md").read_text()
     for heading in ("## Results", "## Sparsity vs reconstruction", "## Embedded CLIP models",
                     "## Names: scores and cleaning", "## VLM naming",
                     "## Probe, error baselines and sweep",
-                    "## Exploring the codes: clusters, explain, search"):  # fmt: skip
+                    "## Exploring the codes: clusters, explain, search",
+                    "## Zero-shot accuracy: CLIP vs CLIP+SAE", "## SpLiCE baseline",
+                    "## Monosemanticity", "## Seed-to-seed alignment"):  # fmt: skip
         assert heading in report
     # No key in the test environment: VLM naming is skipped, said so, and vocabulary names stand.
     assert "OPENROUTER_API_KEY is not set" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
-    assert len(images) == 1 + 4 * 3 + 4 * 2  # figure, 3 collages and 2 explore sheets per run
+    assert len(images) == 3 + 6 * 3 + 6 * 2  # figures, 3 collages and 2 explore sheets per run
     assert all((workdir / "results" / path).is_file() for path in images)
     names = pl.read_csv(workdir / "results/interpret/tiny/final/shapes/topk8-x8/vocab.csv")
     assert names.columns == [
@@ -156,8 +179,8 @@ def test_every_rule_leaves_a_log_and_a_benchmark(workdir):
     expected = {"prepare_dataset", "build_embedded_clip", "extract_image", "embed_text",
                 "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras",
                 "encode_features", "collages", "name_by_vocab", "interpret_vlm",
-                "clean_interpretations", "explore", "ground_truth", "steering",
-                "results_table.log", "report.log"}  # fmt: skip
+                "clean_interpretations", "explore", "ground_truth", "steering", "eval_splice",
+                "sae_alignment", "results_table.log", "report.log"}  # fmt: skip
     assert logs == expected
     assert {b.removesuffix(".tsv") for b in benchmarks} == {
         e.removesuffix(".log") for e in expected

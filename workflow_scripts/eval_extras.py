@@ -13,5 +13,7 @@ with job_log(snakemake.log[0]):
         classes_npy=Path(snakemake.input.classes),
         layer=snakemake.wildcards.layer,
         out_json=Path(snakemake.output[0]),
+        embeddings=Path(snakemake.input.embeddings),
+        monosemanticity_settings=snakemake.params.monosemanticity,
         device=snakemake.config["device"],
     )

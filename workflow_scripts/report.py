@@ -5,6 +5,7 @@ from pathlib import Path
 from clipsae.report.document import Extraction, ReportInputs, write_report
 from clipsae.report.runs import bind_runs
 from clipsae.report.sections import SECTIONS
+from clipsae.report.table import SpliceFile
 from clipsae.runtime.logs import job_log
 
 PER_RUN = ("stats", "collages", "names", "vlm", "vlm_names", "interpretations",
@@ -29,5 +30,12 @@ with job_log(snakemake.log[0]):
         figures_dir=Path(snakemake.output.figure).parent,
         published=snakemake.params.published,
         extras=bind_runs(snakemake.params.evaluations, {"extras": snakemake.input.extras}),
+        splice=[
+            SpliceFile(**pair, path=Path(path))
+            for pair, path in zip(snakemake.params.splice, snakemake.input.splice, strict=True)
+        ],
+        alignments=bind_runs(
+            snakemake.params.alignments, {"alignment": snakemake.input.alignments}
+        ),
     )
     write_report(inputs, SECTIONS)

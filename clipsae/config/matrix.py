@@ -11,6 +11,9 @@ matrix existed, so a config that names none of them plans the same jobs.
 ``published`` holds the figures of the paper an entry reproduces, for the report's "published vs
 ours"; nothing reads it to run a job.
 
+``align_with`` names another entry trained alike with a different ``seed``: every (model, layer,
+dataset) the two share gets a seed-to-seed alignment of their dictionaries (``alignments``).
+
 Torch-free (pure dict work): the Snakefile expands the matrix at parse time.
 """
 
@@ -21,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Keys of a `saes` entry that place the SAE in the matrix or document it; the rest configure it.
-MATRIX_KEYS = ("models", "layers", "train", "eval", "published")
+MATRIX_KEYS = ("models", "layers", "train", "eval", "published", "align_with")
 SPLITS = ("train", "test")
 
 
@@ -93,6 +96,63 @@ def evaluations(config: dict) -> Iterator[dict[str, str]]:
     for run in runs(config):
         for evalset in eval_datasets(config["saes"][run["sae"]], run["dataset"]):
             yield {**run, "evalset": evalset}
+
+
+def alignments(config: dict) -> Iterator[dict[str, str]]:
+    """Every run of an SAE with ``align_with`` whose partner has a run on the same (model, layer,
+    dataset), with the partner's name as ``partner``, in run order."""
+    keys = {(r["model"], r["layer"], r["dataset"], r["sae"]) for r in runs(config)}
+    for run in runs(config):
+        partner = config["saes"][run["sae"]].get("align_with")
+        if partner is not None and (run["model"], run["layer"], run["dataset"], partner) in keys:
+            yield {**run, "partner": partner}
+
+
+def _places(config: dict, sae: str) -> set[tuple[str, str, str]]:
+    return {(r["model"], r["layer"], r["dataset"]) for r in runs(config) if r["sae"] == sae}
+
+
+def check_alignment(config: dict, default_seed: int) -> list[str]:
+    """``align_with`` problems, each with its key path: the partner must be another defined
+    entry trained alike (the same hyper-parameters and training data) with another seed, on at
+    least one (model, layer, dataset) this entry is also trained on."""
+    problems = []
+    saes = config["saes"]
+    for sae, entry in saes.items():
+        partner = entry.get("align_with")
+        if partner is None:
+            continue
+        where = f"saes.{sae}.align_with"
+        if partner == sae:
+            problems.append(f"{where}: an entry cannot be aligned with itself")
+            continue
+        if partner not in saes:
+            defined = ", ".join(sorted(saes))
+            problems.append(f"{where}: {partner!r} is not defined (defined: {defined})")
+            continue
+        ours, theirs = sae_hyperparameters(entry), sae_hyperparameters(saes[partner])
+        differ = sorted(
+            key
+            for key in set(ours) | set(theirs)
+            if key != "seed" and ours.get(key) != theirs.get(key)
+        )
+        if differ:
+            problems.append(
+                f"{where}: {partner!r} is not trained alike: {', '.join(differ)} differ "
+                "(only seed may)"
+            )
+        if training_data(entry) != training_data(saes[partner]):
+            problems.append(f"{where}: {partner!r} is trained on other rows (train differs)")
+        seeds = ours.get("seed", default_seed), theirs.get("seed", default_seed)
+        if seeds[0] == seeds[1]:
+            problems.append(
+                f"{where}: {partner!r} has the same seed ({seeds[0]}); set another seed on one"
+            )
+        if not _places(config, sae) & _places(config, partner):
+            problems.append(
+                f"{where}: {partner!r} has no run on a (model, layer, dataset) of this one"
+            )
+    return problems
 
 
 def check_matrix(config: dict) -> list[str]:

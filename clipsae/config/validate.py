@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from clipsae.config.matrix import check_matrix, runs, sae_hyperparameters
+from clipsae.config.matrix import check_alignment, check_matrix, runs, sae_hyperparameters
 from clipsae.config.prompts import load_prompts
 from clipsae.data.base import dataset_source_spec
 from clipsae.runtime.errors import ConfigError
@@ -105,6 +105,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     from clipsae.interpret.vlm.config import VLMConfig
     from clipsae.models.architectures import check_pretrained, check_seed, layer_width
     from clipsae.models.build_config import BuildConfig
+    from clipsae.sae.config import TrainConfig
     from clipsae.sae.entry import check_sae_spec
 
     problems: list[str] = []
@@ -133,6 +134,8 @@ def check_semantics(config: dict, base_dir: Path) -> None:
             widths[name, layer] = attempt(f"{where}.layers[{i}]", layer_width, model["arch"], layer)
     unknown_names = check_matrix(config)
     problems.extend(unknown_names)
+    if not unknown_names:
+        problems.extend(check_alignment(config, default_seed=TrainConfig.seed))
     checked: set[tuple[str, str, str]] = set()
     for run in [] if unknown_names else runs(config):
         model, layer, sae = run["model"], run["layer"], run["sae"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsae.report.runs import RunFiles
+from clipsae.report.table import SpliceFile
 from clipsae.runtime.atomic import atomic_output
 
 
@@ -45,6 +46,10 @@ class ReportInputs:
     figures_dir: Path
     # Per evaluation (run and evaluation dataset): the probe, baselines and sweep (``extras``).
     extras: Sequence[RunFiles] = ()
+    # Per (model, dataset) evaluated at final: the SpLiCE baseline (``splice.json``).
+    splice: Sequence[SpliceFile] = ()
+    # Per run of an SAE with `align_with`: its seed-to-seed alignment (``alignment``).
+    alignments: Sequence[RunFiles] = ()
     # The `published` block of each `saes` entry that has one (config, not a file).
     published: Mapping[str, Mapping] = field(default_factory=dict)
 

@@ -10,6 +10,10 @@ to run for every evaluation: a linear probe, the error baselines and the inferen
   reported as skipped, with the reason.
 - Sweep (``clipsae.evaluate.sweep``): reconstruction metrics at each inference k of a TopK-family
   SAE (powers of two up to the dense path), or at each nested size of a Matryoshka SAE.
+- Monosemanticity (``clipsae.evaluate.monosemanticity``), when ``embeddings`` is given: the MS
+  score of the SAE's latents and of the raw dimensions of its layer on a seeded subset of the
+  test images, the pairwise similarity of two images being the cosine of their ``final``
+  embeddings (``embeddings``: the extraction of that layer for the same test split).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
-from clipsae.activations.extract import read_row_labels
+from clipsae.activations.extract import ROW_INDEX_FILE, read_row_labels
 from clipsae.activations.shards import ActivationStore, batches_of, sample_positions
 from clipsae.evaluate.baselines import activation_mean, zeroshot_error_baselines
+from clipsae.evaluate.monosemanticity import image_subset, sae_vs_clip_monosemanticity
 from clipsae.evaluate.probe import linear_probe
 from clipsae.evaluate.sweep import k_sweep, nested_sweep
 from clipsae.runtime.atomic import atomic_write_json
@@ -41,6 +47,28 @@ def _rows_and_labels(acts_dir: Path, *, max_rows: int | None) -> tuple[np.ndarra
     return store.take(rows), labels[rows]
 
 
+def _row_ids(acts_dir: Path) -> list[str]:
+    return pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE)["id"].to_list()
+
+
+def monosemanticity(
+    sae, rows: np.ndarray, test_acts: Path, embeddings: Path, *, max_images: int, seed: int
+) -> dict:
+    """MS of the SAE's latents and of the layer's raw dimensions on a seeded subset of the test
+    rows (``rows``: the activations of ``test_acts``), judged by the ``embeddings`` extraction
+    of the same images, row for row."""
+    if _row_ids(embeddings) != _row_ids(test_acts):
+        raise ValueError(
+            f"{embeddings} and {test_acts} hold different images: the monosemanticity score "
+            "needs the final embedding of every scored activation row"
+        )
+    subset = image_subset(len(rows), max_images, seed)
+    scores = sae_vs_clip_monosemanticity(
+        sae=sae, activations=rows[subset], embeddings=ActivationStore(embeddings).take(subset)
+    )
+    return {**scores, "seed": seed, "similarity": "final"}
+
+
 def eval_extras(
     *,
     sae_dir: Path,
@@ -50,8 +78,12 @@ def eval_extras(
     layer: str,
     out_json: Path,
     probe_rows: int = PROBE_ROWS,
+    embeddings: Path | None = None,
+    monosemanticity_settings: dict | None = None,
     device: DeviceSpec = "auto",
 ) -> dict:
+    """``monosemanticity_settings`` (``max_images``, ``seed``; the config's
+    ``evaluation.monosemanticity``) and ``embeddings`` together add the MS scores."""
     dev = pick_device(device)
     sae = load_sae(Path(sae_dir), dev).eval()
     train = _rows_and_labels(Path(train_acts), max_rows=probe_rows)
@@ -76,5 +108,9 @@ def eval_extras(
         result["sweep"] = nested_sweep(sae, lambda: batches_of(test[0]), device=dev)
     elif isinstance(sae, TopKSAE):
         result["sweep"] = k_sweep(sae, lambda: batches_of(test[0]), device=dev)
+    if embeddings is not None and monosemanticity_settings is not None:
+        result["monosemanticity"] = monosemanticity(
+            sae, test[0], Path(test_acts), Path(embeddings), **monosemanticity_settings
+        )
     atomic_write_json(result, Path(out_json))
     return result

@@ -1,6 +1,8 @@
 """The report's sections, in the order they appear; each module owns one."""
 
 from clipsae.report.sections import (
+    accuracy,
+    alignment,
     data,
     explore,
     extras,
@@ -8,19 +10,25 @@ from clipsae.report.sections import (
     interpretations,
     latents,
     models,
+    monosemanticity,
     published,
     results,
     sparsity,
+    splice,
     steering,
     vlm,
 )
 
 SECTIONS = (
     results.section,
+    accuracy.section,
     published.section,
-    extras.section,
-    data.section,
     sparsity.section,
+    extras.section,
+    splice.section,
+    monosemanticity.section,
+    alignment.section,
+    data.section,
     models.section,
     ground_truth.section,
     steering.section,

@@ -1,7 +1,8 @@
 """Published figures beside ours, for every ``saes`` entry that carries a ``published`` block.
 
 Each published figure is matched with the rows of the results table of the same SAE evaluated on
-the same dataset (one per model, layer and training dataset); where the table has no such row the
+the same dataset (one per model, layer and training dataset; a CLIP figure with the CLIP row of
+each of those models); where the table has no such row the
 "ours" cell stays blank rather than borrowing a neighbour's number.
 """
 
@@ -28,15 +29,23 @@ COLUMNS = ("sae", "dataset", "metric", "published", "ours", "model / layer / tra
 
 def _ours(df: pl.DataFrame, sae: str, dataset: str, metric: str) -> list[tuple[object, str]]:
     variant, column = METRICS[metric]
-    rows = df.filter(
-        (pl.col("sae") == sae) & (pl.col("dataset") == dataset) & (pl.col("variant") == variant)
+    mine = df.filter(
+        (pl.col("sae") == sae) & (pl.col("dataset") == dataset) & (pl.col("variant") == "CLIP+SAE")
     )
+    if variant == "CLIP":  # one CLIP row per (dataset, model): those of the SAE's models
+        rows = df.filter(
+            (pl.col("variant") == "CLIP") & (pl.col("dataset") == dataset)
+            & pl.col("model").is_in(mine["model"].unique().to_list())
+        )  # fmt: skip
+    else:
+        rows = mine
     if column not in rows.columns or rows.is_empty():
         return [(None, "")]
     return [
-        (row[column], f"{row['model']} / {row['layer']} / {row['train']}")
+        (row[column], f"{row['model']} (CLIP)" if variant == "CLIP"
+         else f"{row['model']} / {row['layer']} / {row['train']}")
         for row in rows.iter_rows(named=True)
-    ]
+    ]  # fmt: skip
 
 
 def section(inputs: ReportInputs) -> list[str]:

@@ -1,4 +1,5 @@
-"""The results table, one CLIP row and one CLIP+SAE row per run."""
+"""The results table: one CLIP row per (dataset, model), a SpLiCE row per (dataset, model)
+evaluated at final, and a CLIP+SAE row per evaluation."""
 
 from __future__ import annotations
 
