@@ -18,7 +18,6 @@ from clipsae.runtime.atomic import atomic_write_json
 from clipsae.sae import load_sae
 from clipsae.sae.io import CFG_FILE
 
-
 # The random directions' seed: not one an SAE is trained with (0, 1, ...), whose random
 # initial dictionary would share directions with them.
 RANDOM_SEED = 1_000_003
