@@ -9,7 +9,7 @@ import pytest
 import torch
 from open_clip.loss import ClipLoss
 
-from clipsae.models.build_config import DEFAULT_CAPTIONS, BuildConfig
+from clipsae.models.build_config import BuildConfig
 from clipsae.models.embedded import (
     PREFIX_STEPS,
     batch_positives,
@@ -106,20 +106,3 @@ def test_build_config_checks_the_loss():
     assert BuildConfig(loss="multi_positive").loss == "multi_positive"
     with pytest.raises(ValueError, match=r"build\.loss"):
         BuildConfig(loss="supcon")
-
-
-def test_a_warmup_draws_its_own_captions(full_build, tmp_path):
-    _, report = full_build
-    # Warm-up templates equal to the main ones: the very same texts, so the very same losses.
-    same = {**BUILD, "warmup_captions": DEFAULT_CAPTIONS, "warmup_steps": 2}
-    _, prefix = build_embedded_clip(ARCH, tmp_path, BuildConfig(**same), device="cpu", stop_after=3)
-    assert prefix["first_losses"] == pytest.approx(report["first_losses"][:3], rel=1e-5)
-    shape_only = {**BUILD, "warmup_captions": ["a {shape}."], "warmup_steps": 1}
-    _, other = build_embedded_clip(
-        ARCH, tmp_path, BuildConfig(**shape_only), device="cpu", stop_after=1
-    )
-    assert other["first_losses"][0] != pytest.approx(report["first_losses"][0], rel=1e-5)
-    with pytest.raises(ValueError, match="warmup_captions"):
-        BuildConfig(warmup_steps=10)
-    with pytest.raises(ValueError, match="is invalid"):
-        BuildConfig(warmup_captions=["a {colour}."], warmup_steps=10)

@@ -29,13 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="caption templates over {caption}, {color}, {shape}, {background}",
     )
     parser.add_argument(
-        "--warmup-captions",
-        nargs="+",
-        default=list(defaults.warmup_captions),
-        help="caption templates of the first --warmup-steps steps",
-    )
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument(
         "--loss", choices=LOSSES, default=defaults.loss, help="contrastive loss of the build"
     )
     add_device_argument(parser)

@@ -40,28 +40,19 @@ class BuildConfig:
     captions: tuple[str, ...] = DEFAULT_CAPTIONS
     # Contrastive loss, one of ``LOSSES``.
     loss: str = "clip"
-    # The first ``warmup_steps`` steps draw their captions from ``warmup_captions`` instead, e.g.
-    # the shape alone, so the image tower learns what the colours would let it skip.
-    warmup_captions: tuple[str, ...] = ()
-    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         """Configs and the command line give lists; an unknown name or template field fails
         here, not mid-build."""
         object.__setattr__(self, "colors", tuple(self.colors))
         object.__setattr__(self, "captions", tuple(self.captions))
-        object.__setattr__(self, "warmup_captions", tuple(self.warmup_captions))
         parse_colors(self.colors)
         if self.loss not in LOSSES:
             raise ValueError(f"build.loss: {self.loss!r} is not one of {list(LOSSES)}")
         if not self.captions:
             raise ValueError("build.captions: needs at least one caption template")
-        if self.warmup_steps < 0 or (self.warmup_steps and not self.warmup_captions):
-            raise ValueError(
-                "build.warmup_steps: must be >= 0, and a warm-up needs warmup_captions"
-            )
         example = dict.fromkeys(CAPTION_FIELDS, "x")
-        for template in (*self.captions, *self.warmup_captions):
+        for template in self.captions:
             try:
                 template.format(**example)
             except (KeyError, IndexError, ValueError) as exc:

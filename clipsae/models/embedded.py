@@ -136,9 +136,7 @@ def build_embedded_clip(
     clip = load_clip(arch, "none", device=device, seed=cfg.seed)
     model, dev = clip.model, clip.device
     images, attributes = generate_images(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
-    # The warm-up's templates follow the main ones: ``which`` indexes both.
-    templates = (*cfg.captions, *cfg.warmup_captions)
-    captions = [caption_variants(attrs, templates) for attrs in attributes]
+    captions = [caption_variants(attrs, cfg.captions) for attrs in attributes]
     variants = len(captions[0])
     tokens = clip.tokenizer([c for group in captions for c in group]).view(
         cfg.n_images, variants, -1
@@ -152,13 +150,9 @@ def build_embedded_clip(
     gen = torch.Generator().manual_seed(cfg.seed)
     losses, start = [], time.perf_counter()
     n_steps = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
-    n_main, n_warmup = len(cfg.captions), len(cfg.warmup_captions)
-    for step in trange(n_steps, desc="build clip", unit="step"):
+    for _ in trange(n_steps, desc="build clip", unit="step"):
         idx = torch.randperm(cfg.n_images, generator=gen)[: cfg.batch_size]
-        if step < cfg.warmup_steps:
-            which = n_main + torch.randint(n_warmup, (len(idx),), generator=gen)
-        else:
-            which = torch.randint(n_main, (len(idx),), generator=gen)
+        which = torch.randint(variants, (len(idx),), generator=gen)
         # uint8 images normalised per batch: many images stay small in memory.
         pixels = image_tensor(clip, images[idx.numpy()])
         image_f, text_f, scale = model(pixels.to(dev), tokens[idx, which].to(dev))[:3]
