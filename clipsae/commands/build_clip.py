@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from clipsae.commands import add_device_argument
+from clipsae.models.build_config import LOSSES
 from clipsae.models.embedded import BuildConfig
 from clipsae.steps.build import build_model
 
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=list(defaults.captions),
         help="caption templates over {caption}, {color}, {shape}, {background}",
+    )
+    parser.add_argument(
+        "--loss", choices=LOSSES, default=defaults.loss, help="contrastive loss of the build"
     )
     add_device_argument(parser)
 

@@ -21,6 +21,10 @@ DEFAULT_CAPTIONS: tuple[str, ...] = (
     "a {color} shape.",
     "a {background} background.",
 )
+# ``clip``: open_clip's ClipLoss, where every other image of the batch is a negative, even one
+# whose caption is the same text; ``multi_positive``: every image whose caption under the drawn
+# text's template is that same text is a positive, target mass spread evenly (UniCL / SupCon).
+LOSSES = ("clip", "multi_positive")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class BuildConfig:
     colors: tuple[str, ...] = tuple(DEFAULT_COLORS)
     # Caption templates over ``CAPTION_FIELDS``; repeating one makes it more frequent.
     captions: tuple[str, ...] = DEFAULT_CAPTIONS
+    # Contrastive loss, one of ``LOSSES``.
+    loss: str = "clip"
 
     def __post_init__(self) -> None:
         """Configs and the command line give lists; an unknown name or template field fails
@@ -41,6 +47,8 @@ class BuildConfig:
         object.__setattr__(self, "colors", tuple(self.colors))
         object.__setattr__(self, "captions", tuple(self.captions))
         parse_colors(self.colors)
+        if self.loss not in LOSSES:
+            raise ValueError(f"build.loss: {self.loss!r} is not one of {list(LOSSES)}")
         if not self.captions:
             raise ValueError("build.captions: needs at least one caption template")
         example = dict.fromkeys(CAPTION_FIELDS, "x")

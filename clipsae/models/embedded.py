@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from safetensors.torch import save_file
 from tqdm.auto import trange
@@ -72,6 +73,37 @@ def generate_images(
     return images, attributes
 
 
+def caption_ids(captions: list[list[str]]) -> torch.Tensor:
+    """(images, templates) integer ids of the caption texts: equal ids, equal texts."""
+    ids: dict[str, int] = {}
+    return torch.tensor([[ids.setdefault(c, len(ids)) for c in group] for group in captions])
+
+
+def batch_positives(ids: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """(texts, images) bool: image j fits text i when image j's caption under text i's template
+    is text i. ``ids`` are the batch images' caption ids, ``which`` each text's template."""
+    texts = ids.gather(1, which[:, None])  # (n, 1): text i's id
+    return texts == ids[:, which].T
+
+
+def multi_positive_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: torch.Tensor,
+    positives: torch.Tensor,
+) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy with soft targets spread evenly over every positive:
+    an image whose caption is the same text as another's is not that text's negative. With only
+    the diagonal positive this is open_clip's ``ClipLoss``."""
+    logits_per_image = logit_scale * image_features @ text_features.T
+    pos = positives.to(logits_per_image.dtype)  # (texts, images)
+    image_targets = pos.T / pos.sum(0)[:, None]
+    text_targets = pos / pos.sum(1, keepdim=True)
+    image_loss = -(image_targets * F.log_softmax(logits_per_image, 1)).sum(1).mean()
+    text_loss = -(text_targets * F.log_softmax(logits_per_image.T, 1)).sum(1).mean()
+    return (image_loss + text_loss) / 2
+
+
 def image_tensor(clip: LoadedClip, images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC images as the normalised NCHW floats the vision tower takes."""
     visual = clip.model.visual
@@ -105,11 +137,11 @@ def build_embedded_clip(
     model, dev = clip.model, clip.device
     images, attributes = generate_images(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
     captions = [caption_variants(attrs, cfg.captions) for attrs in attributes]
-    pixels = image_tensor(clip, images)
     variants = len(captions[0])
     tokens = clip.tokenizer([c for group in captions for c in group]).view(
         cfg.n_images, variants, -1
     )
+    ids = caption_ids(captions)
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
@@ -121,8 +153,15 @@ def build_embedded_clip(
     for _ in trange(n_steps, desc="build clip", unit="step"):
         idx = torch.randperm(cfg.n_images, generator=gen)[: cfg.batch_size]
         which = torch.randint(variants, (len(idx),), generator=gen)
-        image_f, text_f, scale = model(pixels[idx].to(dev), tokens[idx, which].to(dev))[:3]
-        loss = loss_fn(image_f, text_f, scale)
+        # uint8 images normalised per batch: many images stay small in memory.
+        pixels = image_tensor(clip, images[idx.numpy()])
+        image_f, text_f, scale = model(pixels.to(dev), tokens[idx, which].to(dev))[:3]
+        if cfg.loss == "multi_positive":
+            loss = multi_positive_loss(
+                image_f, text_f, scale, batch_positives(ids[idx], which).to(dev)
+            )
+        else:
+            loss = loss_fn(image_f, text_f, scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
