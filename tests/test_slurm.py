@@ -153,8 +153,12 @@ def copy_workflow(destination: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("config_args", "absent"),
-    [((), set()), (("--configfile", "config/experiments/seeds.yaml"), {"build_embedded_clip"})],
-    ids=["demo", "seeds"],
+    [
+        ((), {"build_embedded_clip"}),  # the demo loads the shipped CLIP
+        (("--configfile", "config/experiments/embedded_clip.yaml"), set()),
+        (("--configfile", "config/experiments/seeds.yaml"), {"build_embedded_clip"}),
+    ],
+    ids=["demo", "demo-building-its-clip", "seeds"],
 )
 def test_real_workflow_dry_run_gives_gpu_only_to_gpu_rules(
     tmp_path: Path, config_args: tuple[str, ...], absent: set[str]
