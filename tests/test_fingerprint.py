@@ -76,6 +76,7 @@ def test_a_trainer_change_changes_the_rules_that_import_the_trainer(tree: Path) 
     assert changed_rules(before, after) == {
         "train_sae", "eval_reconstruction", "eval_zeroshot", "eval_extras", "encode_features",
         "name_by_vocab", "clean_interpretations", "explore", "ground_truth", "steering",
+        "sae_alignment",
     }  # fmt: skip
     # Every one of them loads SAEs through clipsae.sae, whose __init__ names the trainer (its
     # exports are imported on first use, and the fingerprint follows what it names).

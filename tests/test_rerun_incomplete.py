@@ -38,6 +38,7 @@ def tiny_config() -> dict:
     model = config["models"]["tiny"]
     model.update(pretrained="none", layers=["final"])
     config["datasets"] = {"shapes": {**config["datasets"]["shapes"], "n_train": 200, "n_test": 40}}
+    config["saes"] = {"topk8-x8": config["saes"]["topk8-x8"]}
     config["saes"]["topk8-x8"].update(batch_size=20, epochs=15, checkpoint_every=50)
     config["resources"] = {"extract_image": {"threads": 1}}  # train and test side by side
     return config
