@@ -11,6 +11,7 @@ from clipsae.data import dataset_source_spec
 from clipsae.data.synthetic import SyntheticSpec
 from clipsae.models.weights import (
     SHIPPED,
+    built_record,
     built_weights,
     shipped_record,
     shipped_weights,
@@ -139,7 +140,7 @@ def model_records():
     records = {}
     for name, entry in config["models"].items():
         if entry["pretrained"] == "build":
-            records[name] = f"{R}/models/{name}/build.json"
+            records[name] = str(built_record(f"{R}/models", name))
         elif entry["pretrained"] == SHIPPED:
             records[name] = str(shipped_record(entry["arch"]))
     return records

@@ -30,7 +30,7 @@ from clipsae.data.synthetic import (
 )
 from clipsae.models.build_config import DEFAULT_CAPTIONS, BuildConfig
 from clipsae.models.clip import LoadedClip, load_clip
-from clipsae.models.weights import WEIGHTS_FILE
+from clipsae.models.weights import BUILD_REPORT, WEIGHTS_FILE
 from clipsae.runtime.atomic import atomic_output, atomic_write_json
 from clipsae.runtime.device import DeviceSpec
 
@@ -183,6 +183,6 @@ def build_embedded_clip(
         "seconds": time.perf_counter() - start,
         "loss_curve": losses[:: max(1, len(losses) // 100)],
     }
-    atomic_write_json(report, out_dir / "build.json")
+    atomic_write_json(report, out_dir / BUILD_REPORT)
     log.info("built %s: contrastive loss %.3f -> %.3f", arch, losses[0], report["final_loss"])
     return clip, report

@@ -22,6 +22,11 @@ def built_weights(models_dir: Path, model: str) -> Path:
     return Path(models_dir) / model / WEIGHTS_FILE
 
 
+def built_record(models_dir: Path, model: str) -> Path:
+    """The ``build.json`` beside ``built_weights``."""
+    return Path(models_dir) / model / BUILD_REPORT
+
+
 def shipped_weights(arch: str) -> Path:
     """The shipped weights of ``arch``; a clear error where the package ships none."""
     path = SHIPPED_DIR / f"{arch}.safetensors"

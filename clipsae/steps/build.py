@@ -68,7 +68,7 @@ def build_model(*, arch: str, build: dict, out_dir: Path, device: DeviceSpec = "
     cfg = BuildConfig(**build)
     clip, report = build_embedded_clip(arch, Path(out_dir), cfg, device=device)
     report["heldout_zeroshot"] = heldout_zeroshot(clip, cfg)
-    atomic_write_json(report, Path(out_dir) / "build.json")
+    atomic_write_json(report, Path(out_dir) / BUILD_REPORT)
     return report
 
 
