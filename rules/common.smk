@@ -28,23 +28,25 @@ SPLITS = list(matrix.SPLITS)
 MODEL_EXECUTION_KEYS = ("batch_size",)
 EXTRACTION_EXECUTION_KEYS = ("num_workers",)
 
-# Defaults for every rule; config `resources.<rule>` overrides any of them.
+# Defaults for every rule; config `resources.<rule>` overrides any of them. Two threads only
+# where a step's own compute is the bulk of its time (a model forward, SAE training); the
+# others are short, and a one-thread job lets Snakemake run another one beside it.
 DEFAULT_RESOURCES = {
     "prepare_dataset": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "build_embedded_clip": dict(threads=2, mem_mb=4000, runtime=60, gpu=1),
     "extract_image": dict(threads=2, mem_mb=8000, runtime=240, gpu=1),
     "embed_text": dict(threads=2, mem_mb=4000, runtime=30, gpu=1),
     "train_sae": dict(threads=2, mem_mb=16000, runtime=480, gpu=1),
-    "eval_reconstruction": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
-    "eval_zeroshot": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
-    "eval_extras": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
-    "eval_splice": dict(threads=2, mem_mb=4000, runtime=60, gpu=0),
+    "eval_reconstruction": dict(threads=1, mem_mb=8000, runtime=60, gpu=0),
+    "eval_zeroshot": dict(threads=1, mem_mb=8000, runtime=120, gpu=1),
+    "eval_extras": dict(threads=1, mem_mb=8000, runtime=60, gpu=0),
+    "eval_splice": dict(threads=1, mem_mb=4000, runtime=60, gpu=0),
     "sae_alignment": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
-    "encode_features": dict(threads=2, mem_mb=8000, runtime=120, gpu=1),
+    "encode_features": dict(threads=1, mem_mb=8000, runtime=120, gpu=1),
     "collages": dict(threads=1, mem_mb=2000, runtime=30, gpu=0),
     "name_by_vocab": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
-    "ground_truth": dict(threads=2, mem_mb=4000, runtime=30, gpu=0),
-    "steering": dict(threads=2, mem_mb=4000, runtime=30, gpu=0),
+    "ground_truth": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
+    "steering": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
     "interpret_vlm": dict(threads=1, mem_mb=2000, runtime=120, gpu=0),
     "clean_interpretations": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),
     "explore": dict(threads=1, mem_mb=4000, runtime=30, gpu=0),

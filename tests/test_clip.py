@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clipsae.activations.extract import extract_activations, read_row_labels
+from clipsae.activations.extract import extract_activations
+from clipsae.activations.row_index import read_row_labels
 from clipsae.activations.shards import ActivationStore
 from clipsae.data import build_dataset
 from clipsae.models.architectures import check_pretrained, layer_width, parse_layer

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from saes import identity_sae
 
-from clipsae.activations.extract import ROW_INDEX_FILE
+from clipsae.activations.row_index import ROW_INDEX_FILE
 from clipsae.activations.shards import ShardWriter
 from clipsae.sae.io import save_sae
 from clipsae.steps.extras import eval_extras

@@ -11,7 +11,7 @@ import torch
 from configs import detection_sampling
 from vlm_server import Reply, VLMServer
 
-from clipsae.activations.extract import ROW_INDEX_FILE
+from clipsae.activations.row_index import ROW_INDEX_FILE
 from clipsae.activations.shards import ShardWriter
 from clipsae.data import build_dataset, write_index
 from clipsae.interpret.cleaning import INTERPRETATION_COLUMNS, has_cyrillic, read_csv_table

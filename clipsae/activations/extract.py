@@ -30,6 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from clipsae.activations.row_index import ROW_INDEX_FILE, write_row_index
 from clipsae.activations.shards import ShardInfo, ShardMeta, ShardWriter
 from clipsae.data import ImageDataset, Record
 from clipsae.data.images import BadImage
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
 JOURNAL_FILE = "journal.json"
-ROW_INDEX_FILE = "index.parquet"
 SKIPPED_FILE = "skipped.parquet"
 
 # Called with the position (into the records) of a bad image and what is wrong with it.
@@ -315,7 +315,7 @@ def _finish(writer: _JournaledWriter, records: Sequence[Record], out_dir: Path) 
     writer.meta.extra["skipped"] = counts
     meta = writer.close()
     partial = writer.directory
-    _write_row_index(records, writer.positions, partial / ROW_INDEX_FILE)
+    write_row_index(records, writer.positions, partial / ROW_INDEX_FILE)
     _write_skipped(records, skipped, partial / SKIPPED_FILE)
     writer.journal.path.unlink()
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -332,16 +332,6 @@ def _finish(writer: _JournaledWriter, records: Sequence[Record], out_dir: Path) 
     return meta
 
 
-def _write_row_index(records: Sequence[Record], positions: Sequence[int], path: Path) -> None:
-    pl.DataFrame(
-        {
-            "row": np.arange(len(positions), dtype=np.int64),
-            "id": [records[p].id for p in positions],
-            "label": np.array([records[p].label for p in positions], dtype=np.int64),
-        }
-    ).write_parquet(path)
-
-
 def _write_skipped(records: Sequence[Record], skipped: list[dict], path: Path) -> None:
     ordered = sorted(skipped, key=lambda s: s["position"])
     pl.DataFrame(
@@ -353,8 +343,3 @@ def _write_skipped(records: Sequence[Record], skipped: list[dict], path: Path) -
         },
         schema={"id": pl.String, "source": pl.String, "reason": pl.String, "detail": pl.String},
     ).write_parquet(path)
-
-
-def read_row_labels(activation_dir: Path) -> np.ndarray:
-    """Labels aligned with the activation rows of an extraction."""
-    return pl.read_parquet(Path(activation_dir) / ROW_INDEX_FILE)["label"].to_numpy()

@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 
 from clipsae.activations.extract import image_activations
+from clipsae.activations.row_index import read_row_ids
 from clipsae.commands import add_device_argument
-from clipsae.explore.run import Run, query_image, read_names, records_by_id, row_ids
+from clipsae.explore.run import Run, query_image, read_names, records_by_id
 from clipsae.runtime.device import pick_device
 from clipsae.sae import SAE, load_sae
 
@@ -94,7 +95,7 @@ def names_of(args: argparse.Namespace, run: Run) -> pl.DataFrame | None:
 def with_images(frame: pl.DataFrame, run: Run, split: str) -> pl.DataFrame:
     """``frame`` with a ``row`` column (activation rows of ``split``) plus each image's ``id``
     and ``source`` (a file path for folders, a descriptor for generated images)."""
-    ids = row_ids(run.activations(split))
+    ids = read_row_ids(run.activations(split))
     records = records_by_id(run)
     image_ids = [ids[row] for row in frame["row"]]
     return frame.with_columns(

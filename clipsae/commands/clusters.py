@@ -12,12 +12,13 @@ from pathlib import Path
 
 import polars as pl
 
+from clipsae.activations.row_index import read_row_ids
 from clipsae.activations.shards import ActivationStore
 from clipsae.commands._explore import add_run_arguments, names_of, open_sae, print_table, run_of
 from clipsae.config.validate import dataset_entry_from_file
 from clipsae.data import build_dataset
 from clipsae.explore.clusters import cluster_codes, write_cluster_collages
-from clipsae.explore.run import records_by_id, row_ids, split_codes
+from clipsae.explore.run import records_by_id, split_codes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     clusters = cluster_codes(
         codes, n_clusters=args.n_clusters, n_members=args.members, seed=args.seed
     )
-    ids = row_ids(acts)
+    ids = read_row_ids(acts)
     table = clusters.table.with_columns(
         members=pl.Series([[ids[row] for row in rows] for rows in clusters.table["members"]])
     )

@@ -17,7 +17,6 @@ import polars as pl
 import torch
 from PIL import Image
 
-from clipsae.activations.extract import ROW_INDEX_FILE
 from clipsae.activations.shards import ActivationStore, ShardMeta, batches_of
 from clipsae.config.validate import dataset_entry_from_file
 from clipsae.data import Record, build_dataset, read_index
@@ -94,11 +93,6 @@ def read_names(path: Path) -> pl.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(NAME_COLUMNS)}")
     return frame.select(pl.col("latent").cast(pl.Int64), "label_en", "label_ru")
-
-
-def row_ids(acts_dir: Path) -> list[str]:
-    """Image id of each activation row of an extraction."""
-    return pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE)["id"].to_list()
 
 
 def records_by_id(run: Run) -> dict[str, Record]:

@@ -14,12 +14,13 @@ normalisation that zero-shot applies); ``block{N}`` is the residual stream after
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import open_clip
 import torch
 from torch import nn
 
@@ -35,7 +36,18 @@ from clipsae.runtime.device import DeviceSpec, pick_device
 
 log = logging.getLogger(__name__)
 
-open_clip.add_model_config(EMBEDDED_CONFIG_DIR)
+
+@functools.cache
+def _open_clip() -> ModuleType:
+    """open_clip, with the project's architectures registered, imported on first use.
+
+    Importing it costs seconds (it pulls in torchvision, timm and transformers when installed);
+    a workflow job that only reads activations or an SAE must not pay that at startup.
+    """
+    import open_clip
+
+    open_clip.add_model_config(EMBEDDED_CONFIG_DIR)
+    return open_clip
 
 
 @dataclass
@@ -63,6 +75,7 @@ def load_clip(
     if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
         raise FileNotFoundError(f"checkpoint {pretrained} does not exist")
     dev = pick_device(device)
+    open_clip = _open_clip()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(

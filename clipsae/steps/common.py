@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 from PIL import Image
 
-from clipsae.activations.extract import ROW_INDEX_FILE
+from clipsae.activations.row_index import ROW_INDEX_FILE, read_row_ids
 from clipsae.data import ImageDataset, Record, build_dataset, dataset_source_spec, read_index
 from clipsae.data.index import BASE_COLUMNS, INDEX_FILE
 
@@ -31,7 +31,7 @@ def row_opener(
     """Opens the image of an activation row of ``acts_dir`` (an extraction of ``split``)."""
     dataset, records = split_records(name, entry, index_dir, split)
     by_id = {record.id: record for record in records}
-    ids = pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE)["id"].to_list()
+    ids = read_row_ids(acts_dir)
 
     def open_row(row: int) -> Image.Image:
         return dataset.open_image(by_id[ids[row]])

@@ -18,10 +18,11 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from clipsae.activations.row_index import read_row_ids
 from clipsae.activations.shards import ActivationStore, batches_of
 from clipsae.explore.clusters import cluster_codes, cluster_collage
 from clipsae.explore.latents import explain, nearest_directions, top_rows, with_names
-from clipsae.explore.run import encode, read_names, row_ids
+from clipsae.explore.run import encode, read_names
 from clipsae.explore.sheet import stack_vertically
 from clipsae.interpret.collage import make_collage
 from clipsae.interpret.features import STATS_FILE, TOP_FILE
@@ -156,7 +157,7 @@ def explore_run(
     rng = np.random.default_rng(settings.seed)
     sae = load_sae(Path(sae_dir), pick_device(device)).eval()
     acts = ActivationStore(Path(acts_dir)).load_all()
-    ids = row_ids(Path(acts_dir))
+    ids = read_row_ids(Path(acts_dir))
     open_row = row_opener(dataset_name, dataset_entry, Path(index_dir), Path(acts_dir))
     names = read_names(Path(names_csv))
     sample = np.sort(rng.choice(len(acts), size=min(settings.max_rows, len(acts)), replace=False))

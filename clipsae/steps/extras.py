@@ -21,9 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
-from clipsae.activations.extract import ROW_INDEX_FILE, read_row_labels
+from clipsae.activations.row_index import read_row_ids, read_row_labels
 from clipsae.activations.shards import ActivationStore, batches_of, sample_positions
 from clipsae.evaluate.baselines import activation_mean, zeroshot_error_baselines
 from clipsae.evaluate.monosemanticity import image_subset, sae_vs_clip_monosemanticity
@@ -47,17 +46,13 @@ def _rows_and_labels(acts_dir: Path, *, max_rows: int | None) -> tuple[np.ndarra
     return store.take(rows), labels[rows]
 
 
-def _row_ids(acts_dir: Path) -> list[str]:
-    return pl.read_parquet(Path(acts_dir) / ROW_INDEX_FILE)["id"].to_list()
-
-
 def monosemanticity(
     sae, rows: np.ndarray, test_acts: Path, embeddings: Path, *, max_images: int, seed: int
 ) -> dict:
     """MS of the SAE's latents and of the layer's raw dimensions on a seeded subset of the test
     rows (``rows``: the activations of ``test_acts``), judged by the ``embeddings`` extraction
     of the same images, row for row."""
-    if _row_ids(embeddings) != _row_ids(test_acts):
+    if read_row_ids(embeddings) != read_row_ids(test_acts):
         raise ValueError(
             f"{embeddings} and {test_acts} hold different images: the monosemanticity score "
             "needs the final embedding of every scored activation row"

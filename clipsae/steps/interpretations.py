@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from clipsae.activations.extract import ROW_INDEX_FILE
+from clipsae.activations.row_index import read_row_ids
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
 from clipsae.interpret.cleaning import (
     clean_interpretations,
@@ -35,8 +35,8 @@ def check_same_rows(layer_acts: Path, final_acts: Path) -> None:
     Two extractions of one split skip the same bad images, so their row indices agree; this
     checks it rather than trusting it.
     """
-    ids = [pl.read_parquet(Path(d) / ROW_INDEX_FILE)["id"] for d in (layer_acts, final_acts)]
-    if not ids[0].equals(ids[1]):
+    ids = [read_row_ids(d) for d in (layer_acts, final_acts)]
+    if ids[0] != ids[1]:
         raise ValueError(
             f"{layer_acts} and {final_acts} list different images ({len(ids[0])} and "
             f"{len(ids[1])} rows): the SAE codes and the image embeddings must be of the same rows"

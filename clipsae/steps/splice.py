@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsae.activations.extract import read_row_labels
+from clipsae.activations.row_index import read_row_labels
 from clipsae.activations.shards import ActivationStore, batches_of, sample_positions
 from clipsae.evaluate.baselines import activation_mean
 from clipsae.evaluate.splice import SpliceDecomposer, splice_evaluation

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsae.activations.extract import read_row_labels
+from clipsae.activations.row_index import read_row_labels
 from clipsae.activations.shards import EVAL_BATCH, ActivationStore
 from clipsae.evaluate.zeroshot import zeroshot_on_embeddings, zeroshot_spliced
 from clipsae.models.architectures import parse_layer
