@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from clipsae.config.yamlfile import read_yaml
 
 # Where `templates: <name>` looks, relative to the workflow folder.
 PROMPTS_DIR = Path("config") / "zeroshot"
@@ -52,7 +52,7 @@ def load_prompts(templates: str | list[str], base_dir: Path) -> Prompts:
     if not path.is_file():
         shipped = sorted(p.stem for p in (Path(base_dir) / PROMPTS_DIR).glob("*.yaml"))
         raise FileNotFoundError(f"no prompts file {path} (shipped: {', '.join(shipped)})")
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml(path)
     unknown = set(raw) - {"templates", "classes", "source"} if isinstance(raw, dict) else {"?"}
     if unknown or "templates" not in raw:
         raise ValueError(f"{path}: expected keys templates, classes, source; got {raw!r:.80}")

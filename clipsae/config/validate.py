@@ -16,6 +16,7 @@ import yaml
 
 from clipsae.config.matrix import check_alignment, check_matrix, runs, sae_hyperparameters
 from clipsae.config.prompts import load_prompts
+from clipsae.config.yamlfile import read_yaml
 from clipsae.data.base import dataset_source_spec
 from clipsae.runtime.errors import ConfigError
 
@@ -61,7 +62,7 @@ def _with_defaults(validator_class: type) -> type:
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return read_yaml(SCHEMA_PATH)
 
 
 def schema_defaults(*keys: str) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def dataset_entry_from_file(path: Path, name: str) -> dict:
     Only this entry matters to a command that opens a dataset's images by hand, and an unrelated
     mistake elsewhere in the file (a model tag) should not stop it.
     """
-    config = yaml.safe_load(Path(path).read_text())
+    config = read_yaml(path)
     datasets = config.get("datasets", {}) if isinstance(config, dict) else {}
     if name not in datasets:
         raise ValueError(
@@ -179,7 +180,7 @@ def load_config(path: Path, base_dir: Path = Path(".")) -> dict:
     """Load and validate a config file; relative paths in it are relative to ``base_dir``."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
