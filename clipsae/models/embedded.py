@@ -53,6 +53,50 @@ def caption_variants(
     return [template.format(caption=caption(attrs), **attrs) for template in templates]
 
 
+class GeneratedImages:
+    """The images of one random stream, each rendered the first time it is indexed.
+
+    A build draws 128 of many thousands of images per step; rendering only those lets a rebuild
+    of the schedule's first steps (``stop_after``) cost seconds at any ``n_images``. Image ``i``
+    draws its attributes and then its pixels from its own generator, so the attributes of all
+    images come cheaply up front, and any order of rendering gives the same pixels.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        image_size: int,
+        seed: int,
+        colors: tuple[str, ...] = tuple(DEFAULT_COLORS),
+        *,
+        stream: int = _CAPTION_STREAM,
+    ) -> None:
+        self.spec = SyntheticSpec(image_size=image_size, seed=seed, colors=parse_colors(colors))
+        self.stream = stream
+        self.attributes = [sample_attributes(self._rng(i), self.spec) for i in range(n)]
+        # Pages of an np.empty array are only committed when written: unrendered images cost
+        # no memory.
+        self._pixels = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+        self._rendered = np.zeros(n, dtype=bool)
+
+    def _rng(self, i: int) -> np.random.Generator:
+        return np.random.default_rng((self.spec.seed, self.stream, i))
+
+    def __len__(self) -> int:
+        return len(self.attributes)
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        """uint8 NHWC pixels of the images ``idx``, rendering those not rendered yet."""
+        for i in idx[~self._rendered[idx]].tolist():
+            rng = self._rng(i)
+            # Drawn again to bring the generator to where the pixels start.
+            attrs = sample_attributes(rng, self.spec)
+            size, palette, noise = self.spec.image_size, self.spec.palette, self.spec.noise
+            self._pixels[i] = np.asarray(render(attrs, size, rng, palette, noise))
+            self._rendered[i] = True
+        return self._pixels[idx]
+
+
 def generate_images(
     n: int,
     image_size: int,
@@ -62,15 +106,8 @@ def generate_images(
     stream: int = _CAPTION_STREAM,
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
     """``n`` rendered images (uint8, NHWC) of one random stream, with their attributes."""
-    spec = SyntheticSpec(image_size=image_size, seed=seed, colors=parse_colors(colors))
-    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    attributes = []
-    for i in trange(n, desc="images", unit="img", leave=False):
-        rng = np.random.default_rng((seed, stream, i))
-        attrs = sample_attributes(rng, spec)
-        images[i] = np.asarray(render(attrs, image_size, rng, spec.palette, spec.noise))
-        attributes.append(attrs)
-    return images, attributes
+    images = GeneratedImages(n, image_size, seed, colors, stream=stream)
+    return images[np.arange(n)], images.attributes
 
 
 def caption_ids(captions: list[list[str]]) -> torch.Tensor:
@@ -135,13 +172,21 @@ def build_embedded_clip(
     """
     clip = load_clip(arch, "none", device=device, seed=cfg.seed)
     model, dev = clip.model, clip.device
-    images, attributes = generate_images(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
-    captions = [caption_variants(attrs, cfg.captions) for attrs in attributes]
+    images = GeneratedImages(cfg.n_images, image_size(clip), cfg.seed, cfg.colors)
+    # Formatted once per distinct (shape, colour, background): a few thousand, not n_images.
+    variants_of: dict[tuple[str, ...], list[str]] = {}
+    captions = []
+    for attrs in images.attributes:
+        key = tuple(attrs.values())
+        if key not in variants_of:
+            variants_of[key] = caption_variants(attrs, cfg.captions)
+        captions.append(variants_of[key])
     variants = len(captions[0])
-    tokens = clip.tokenizer([c for group in captions for c in group]).view(
-        cfg.n_images, variants, -1
-    )
     ids = caption_ids(captions)
+    # A few thousand distinct texts among n_images x templates captions: each is tokenised once,
+    # in id order (the order caption_ids numbers them).
+    texts = list(dict.fromkeys(c for group in captions for c in group))
+    tokens = clip.tokenizer(texts)
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
@@ -155,7 +200,7 @@ def build_embedded_clip(
         which = torch.randint(variants, (len(idx),), generator=gen)
         # uint8 images normalised per batch: many images stay small in memory.
         pixels = image_tensor(clip, images[idx.numpy()])
-        image_f, text_f, scale = model(pixels.to(dev), tokens[idx, which].to(dev))[:3]
+        image_f, text_f, scale = model(pixels.to(dev), tokens[ids[idx, which]].to(dev))[:3]
         if cfg.loss == "multi_positive":
             loss = multi_positive_loss(
                 image_f, text_f, scale, batch_positives(ids[idx], which).to(dev)
