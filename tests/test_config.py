@@ -154,11 +154,11 @@ def test_the_matrix_defaults_to_every_model_layer_and_dataset_evaluated_on_its_o
 def test_the_demo_report_extras_run_on_final_shapes_only(demo):
     config = validate_config(copy.deepcopy(demo), ROOT)
     runs = list(matrix.runs(config))
-    extras = [r for r in runs if r["sae"] not in ("topk8-x8", "topk4-d64")]
+    extras = [r for r in runs if r["sae"] not in ("topk8-x8", "batchtopk4-d64")]
     assert {(r["layer"], r["dataset"]) for r in extras} == {("final", "shapes")}
     assert len(extras) == len(config["saes"]) - 2
     # the ground-truth SAE: final only, on both datasets
-    small = [(r["layer"], r["dataset"]) for r in runs if r["sae"] == "topk4-d64"]
+    small = [(r["layer"], r["dataset"]) for r in runs if r["sae"] == "batchtopk4-d64"]
     assert sorted(small) == [("final", "colors"), ("final", "shapes")]
     assert list(matrix.alignments(config)) == [
         {"model": "tiny", "layer": "final", "dataset": "shapes", "sae": "topk8-x8-seed1",

@@ -1,12 +1,9 @@
 """The demo's ground truth, through the real workflow: the shipped CLIP's `colors` dataset at full
-size, and the demo's small SAE (`topk4-d64`) on the final embedding, as `config/config.yaml` has
-them. Its latents must recover colours, be named right, and steer zero-shot to their colour.
-
-The floors sit just below what this test measured with the shipped CLIP (held-out zero-shot
-colour 0.975, shape 0.845): 13 of 24 colours (54%) and 1 of 6 shapes recovered at F1 >= 0.8,
-11 of the 14 recovered values named right at top-1, raw CLIP dimensions and random directions
-none. Issue #16 asks 80% of colours and shapes: with the CLIP shipped before (shape 0.50) the
-same workflow recovered 88% of the colours at k 3, so the SAE recipe is what is left to retune.
+size, and the demo's small SAE (`batchtopk4-d64`) on the final embedding, as `config/config.yaml`
+has them. Its latents must recover colours and shapes, be named right, and steer zero-shot to
+their colour. Issue #16 asks 80% of the colour and shape values at F1 >= 0.8 and 70% of those
+named right at top-1; over seeds 0-2 and both datasets the recipe recovered 83-97%
+(bench/README.md, "With the CLIP of 6000 steps").
 """
 
 from __future__ import annotations
@@ -22,9 +19,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = "results/eval/tiny/final/colors/topk4-d64"
+RUN = "results/eval/tiny/final/colors/batchtopk4-d64"
 
 pytestmark = pytest.mark.slow
+
+FLOOR_RECOVERED = 0.80
+FLOOR_NAMED = 0.70
 
 
 def demo_truth_config() -> dict:
@@ -32,7 +32,7 @@ def demo_truth_config() -> dict:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["models"]["tiny"]["layers"] = ["final"]
     config["datasets"] = {"colors": config["datasets"]["colors"]}
-    config["saes"] = {"topk4-d64": config["saes"]["topk4-d64"]}
+    config["saes"] = {"batchtopk4-d64": config["saes"]["batchtopk4-d64"]}
     return config
 
 
@@ -54,13 +54,19 @@ def run(tmp_path_factory) -> Path:
     return work / RUN
 
 
-def test_the_small_sae_recovers_the_colours_and_names_them_right(run) -> None:
+def colour_and_shape_recovered(method: dict) -> float:
+    """The fraction of the 24 colours and 6 shapes that some latent detects at F1 >= 0.8: the
+    factors issue #16 names (the shipped CLIP barely encodes the background)."""
+    by_factor = method["recovered_by_factor"]
+    return (24 * by_factor["color"] + 6 * by_factor["shape"]) / 30
+
+
+def test_the_small_sae_recovers_colours_and_shapes_and_names_them_right(run) -> None:
     methods = json.loads((run / "ground_truth.json").read_text())["methods"]
-    assert methods["sae"]["recovered_by_factor"]["color"] >= 0.50
-    assert methods["sae"]["recovered_by_factor"]["shape"] >= 1 / 6
-    assert methods["sae"]["naming_top1_recovered"] >= 0.70
+    assert colour_and_shape_recovered(methods["sae"]) >= FLOOR_RECOVERED
+    assert methods["sae"]["naming_top1_recovered"] >= FLOOR_NAMED
     for baseline in ("clip", "random"):
-        assert methods[baseline]["recovered_by_factor"]["color"] < 0.5
+        assert colour_and_shape_recovered(methods[baseline]) < 0.5
 
 
 def test_amplifying_a_colour_latent_turns_most_predictions_to_its_colour(run) -> None:

@@ -34,9 +34,9 @@ def small_config() -> dict:
         entry.update(n_train=160, n_test=48)
     # Every SAE alike, so that topk8-x8-seed1 stays topk8-x8 but for the seed (align_with). The
     # demo's BatchTopK goes: it runs the TopK family's code again, for 12 more jobs; so does
-    # topk4-d64 (tests/test_demo_truth.py runs it at full size).
+    # batchtopk4-d64 (tests/test_demo_truth.py runs it at full size).
     del config["saes"]["batchtopk8-x8"]
-    del config["saes"]["topk4-d64"]
+    del config["saes"]["batchtopk4-d64"]
     for entry in config["saes"].values():
         entry.update(epochs=2, batch_size=64)
     config["features"].update(n_collages=3)
