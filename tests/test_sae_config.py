@@ -1,5 +1,6 @@
 """Typed SAE configs: foreign and unknown keys rejected by name, field types checked, old
-``cfg.json`` files still load, the sparsity warm-ups and the optimiser's weight decay."""
+``cfg.json`` files still load, the sparsity warm-ups, the optimiser's weight decay and its
+per-group learning rates."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from clipsae.sae import (
     ARCHITECTURES,
     JumpReLUConfig,
     MatryoshkaKConfig,
+    ReLUConfig,
     SAEConfig,
     TopKConfig,
     TrainConfig,
@@ -42,6 +44,7 @@ VALUES = {
     "prefix_sizes": [16],
     "aux_k": 8,
     "aux_k_coef": 0.1,
+    "bias_lr_scale": 2.0,
     "l1_coef": 0.1,
     "l1_coef_start": 0.0,
     "sparsity_warmup_frac": 0.1,
@@ -210,6 +213,29 @@ def test_adam_weight_decay_is_an_l2_gradient() -> None:
     moved = before["W_enc"] - after["W_enc"]
     torch.testing.assert_close(moved, 0.01 * before["W_enc"].sign(), rtol=1e-4, atol=1e-7)
     assert torch.equal(after["b_enc"], before["b_enc"])
+
+
+@pytest.mark.parametrize(
+    ("cfg", "bias_factor"),
+    [
+        (TopKConfig(d_in=16, d_sae=32, k=3), 4.0),  # sqrt(d_in)
+        (TopKConfig(d_in=16, d_sae=32, k=3, bias_lr_scale=2.0), 2.0),
+        (ReLUConfig(d_in=16, d_sae=32), 1.0),
+    ],
+)
+def test_topk_biases_step_at_bias_lr_scale(cfg: SAEConfig, bias_factor: float) -> None:
+    """Adam's first step moves each parameter by its group's lr: ``bias_lr_scale`` x lr
+    (default sqrt(d_in)) for TopK's b_enc and b_dec, lr for its weights and for ReLU's biases."""
+    sae = build_sae(cfg, torch.Generator().manual_seed(0))
+    before = {n: p.detach().clone() for n, p in sae.named_parameters()}
+    opt = _make_optimizer(sae, TrainConfig(lr=0.01))
+    for p in sae.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    for name, p in sae.named_parameters():
+        factor = bias_factor if name in ("b_enc", "b_dec") else 1.0
+        moved = before[name] - p.detach()
+        torch.testing.assert_close(moved, torch.full_like(moved, 0.01 * factor), rtol=1e-4, atol=0)
 
 
 @pytest.mark.parametrize("unit", [True, False])

@@ -17,6 +17,7 @@ also carries provenance, and files written before these classes hold every archi
 from __future__ import annotations
 
 import json
+import math
 import types
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
@@ -152,6 +153,11 @@ class SAEConfig(_Config):
         if not self.input_scale > 0:
             raise ValueError(f"input_scale must be positive, got {self.input_scale}")
 
+    def bias_lr_factor(self) -> float:
+        """The factor on the scheduled learning rate of ``b_enc`` and ``b_dec``: 1 unless the
+        architecture sets another (``TopKConfig.bias_lr_scale``)."""
+        return 1.0
+
     @classmethod
     def entry_keys(cls) -> tuple[str, ...]:
         """The keys a workflow ``saes`` entry may give for this architecture."""
@@ -218,13 +224,25 @@ class _L1Config(_WarmedPenaltyConfig):
 class TopKConfig(_L1Config):
     """TopK (Gao et al. 2024): ``k`` active latents per row; AuxK with ``aux_k`` latents
     (``None``: ``d_in // 2``) weighted ``aux_k_coef``. ``l1_coef`` (default 0) adds an L1
-    penalty on top of the TopK sparsity."""
+    penalty on top of the TopK sparsity.
+
+    ``bias_lr_scale`` multiplies the learning rate of the biases ``b_enc`` and ``b_dec``
+    (``None``: ``sqrt(d_in)``). Adam moves every parameter by about ``lr`` per step whatever its
+    size. Under the trainer's ``normalize: mean_norm`` the inputs, and with them both biases,
+    have a root-mean-square of 1 per dimension, while the unit-norm encoder and decoder
+    directions have entries of ``1/sqrt(d_in)``: at one ``lr`` the biases moved ``sqrt(d_in)``
+    times slower than the weights, relative to their size, and a run of a few hundred steps
+    left them short. ``sqrt(d_in)`` moves them alike, as on inputs of unit mean squared norm
+    (dictionary_learning's normalisation). Measured on TopK (bench/README.md, "The biases'
+    learning rate"); BatchTopK and the Matryoshka variants inherit it, ReLU and JumpReLU keep
+    one ``lr``."""
 
     arch: ClassVar[str] = "topk"
 
     k: int
     aux_k: int | None = None
     aux_k_coef: float = 1 / 32
+    bias_lr_scale: float | None = None
 
     def _validate(self) -> None:
         super()._validate()
@@ -234,6 +252,11 @@ class TopKConfig(_L1Config):
             raise ValueError(f"aux_k must be positive (or null for d_in // 2), got {self.aux_k}")
         if self.aux_k_coef < 0:
             raise ValueError(f"aux_k_coef must be >= 0, got {self.aux_k_coef}")
+        if self.bias_lr_scale is not None and not self.bias_lr_scale > 0:
+            raise ValueError(f"bias_lr_scale must be positive (or null), got {self.bias_lr_scale}")
+
+    def bias_lr_factor(self) -> float:
+        return math.sqrt(self.d_in) if self.bias_lr_scale is None else self.bias_lr_scale
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOG_FILE = "log.parquet"
 LOG_COLUMNS = ("step", "loss", "mse", "aux_loss", "l0", "lr", "grad_norm", "val_fvu")
+BIASES = ("b_enc", "b_dec")  # every architecture's, stepped at ``bias_lr_factor`` x lr
 
 
 def lr_at(step: int, total_steps: int, tcfg: TrainConfig) -> float:
@@ -201,14 +202,20 @@ def _log_value(column: str, value: torch.Tensor) -> float | int:
 
 def _make_optimizer(sae: SAE, tcfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam or AdamW; weight decay on the weight matrices only, since decaying biases and
-    thresholds would pull them towards zero for no regularising gain."""
-    params = list(sae.parameters())
+    thresholds would pull them towards zero for no regularising gain. Each group's ``lr_scale``
+    is the factor ``_run_steps`` applies to the scheduled ``lr``: the architecture's
+    ``bias_lr_factor`` for the encoder and decoder biases, 1 for the rest."""
+    named = dict(sae.named_parameters())
     groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": tcfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in named.values() if p.ndim >= 2], "weight_decay": tcfg.weight_decay},
+        {"params": [p for n, p in named.items() if p.ndim < 2 and n not in BIASES]},
+        {"params": [named[n] for n in BIASES], "lr_scale": sae.cfg.bias_lr_factor()},
     ]
+    groups = [{"weight_decay": 0.0, "lr_scale": 1.0, **g} for g in groups if g["params"]]
+    for group in groups:
+        group["lr"] = tcfg.lr * group["lr_scale"]
     kind = torch.optim.AdamW if tcfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(groups, lr=tcfg.lr, betas=tcfg.adam_betas, eps=tcfg.adam_eps, foreach=True)
+    return kind(groups, betas=tcfg.adam_betas, eps=tcfg.adam_eps, foreach=True)
 
 
 def _write_log(rows: list[dict[str, float]], path: Path) -> None:
@@ -428,7 +435,7 @@ def _run_steps(
             x = torch.from_numpy(batch).to(device)
             lr = lr_at(st.step, total, tcfg)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             dead = st.steps_since_fired >= tcfg.dead_steps_threshold
             out = sae.train_loss(x, dead, (st.step + 1) / total)
             opt.zero_grad(set_to_none=True)
