@@ -23,8 +23,11 @@ RUN = "results/eval/tiny/final/colors/batchtopk4-d64"
 
 pytestmark = pytest.mark.slow
 
+# Measured through this workflow (seed 0): 23 of 24 colours and 4 of 6 shapes (0.90), every
+# recovered value named right. Floors: the issue's 80% (the seed spread of the recipe reaches
+# down to 0.83), and 90% named right.
 FLOOR_RECOVERED = 0.80
-FLOOR_NAMED = 0.70
+FLOOR_NAMED = 0.90
 
 
 def demo_truth_config() -> dict:
@@ -70,13 +73,13 @@ def test_the_small_sae_recovers_colours_and_shapes_and_names_them_right(run) -> 
 
 
 def test_amplifying_a_colour_latent_turns_most_predictions_to_its_colour(run) -> None:
-    """Measured: at twice the 99th percentile (x2) 22 of the 24 colour latents turn more than
-    half of the other colours' images to theirs (at x1, 6: 34% of the images on average);
-    ablation removes the colour from more than half of its images for 16."""
+    """Measured: at twice the 99th percentile (x2) all 24 colour latents turn more than half of
+    the other colours' images to theirs (at x1, 20: 60% of the images on average); ablation
+    removes the colour from more than half of its images for 22."""
     table = pl.read_parquet(run / "steering.parquet")
     by_setting = {s: table.filter(pl.col("setting") == s) for s in ("x1", "x2", "ablate")}
     assert by_setting["x1"].height == 24  # one detector latent per colour
-    assert (by_setting["x2"]["flip_to_target"] > 0.5).sum() >= 20
-    assert (by_setting["ablate"]["target_removed"] > 0.5).sum() >= 13
+    assert (by_setting["x2"]["flip_to_target"] > 0.5).sum() >= 21
+    assert (by_setting["ablate"]["target_removed"] > 0.5).sum() >= 18
     summary = json.loads((run / "steering.json").read_text())["settings"]
-    assert summary["x1"]["flip_to_target"] > 0.25 > 0.01 > summary["ablate"]["flip_to_target"]
+    assert summary["x1"]["flip_to_target"] > 0.4 > 0.01 > summary["ablate"]["flip_to_target"]
