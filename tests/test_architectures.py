@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import open_clip
 import pytest
 
-import clipsae.models.clip  # noqa: F401  (registers the shipped configs with open_clip)
 from clipsae.models import architectures
+from clipsae.models.clip import registered_open_clip
+
+open_clip = registered_open_clip()
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -177,7 +177,7 @@ def test_align_with_names_a_partner_trained_alike_with_another_seed(demo):
             "topk8-x8-seed1",
             "saes.topk8-x8-seed1.align_with: an entry cannot be aligned with itself",
         ),
-        ("nope", "saes.topk8-x8-seed1.align_with: 'nope' is not defined (defined: batchtopk8-x8,"),
+        ("nope", "saes.topk8-x8-seed1.align_with: 'nope' is not defined (defined: batchtopk4-d64,"),
     ):
         seed1["align_with"] = partner
         check(config, message)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def _open_clip() -> ModuleType:
+def registered_open_clip() -> ModuleType:
     """open_clip, with the project's architectures registered, imported on first use.
 
     Importing it costs seconds (it pulls in torchvision, timm and transformers when installed);
@@ -75,7 +75,7 @@ def load_clip(
     if is_checkpoint_path(pretrained) and not Path(pretrained).exists():
         raise FileNotFoundError(f"checkpoint {pretrained} does not exist")
     dev = pick_device(device)
-    open_clip = _open_clip()
+    open_clip = registered_open_clip()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(
