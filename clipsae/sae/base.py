@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from clipsae.sae.config import SAEConfig
+from clipsae.sae.ops import ActiveSet
 
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
@@ -115,14 +116,14 @@ class SAE(nn.Module, ABC):
         ``progress`` the fraction of the run done after this step (for schedules such as a
         sparsity warm-up)."""
 
-    def l1_penalty(self, values: Tensor, indices: Tensor | None = None) -> Tensor:
+    def l1_penalty(self, codes: Tensor | ActiveSet) -> Tensor:
         """Mean over rows of the codes weighted by their decoder rows' norms: with unit-norm rows
         the plain L1, and without that constraint a penalty that growing a row to shrink its
-        code cannot evade. ``values`` are dense (B, d_sae) codes, or (B, width) with the latent
-        ``indices`` of an active set."""
+        code cannot evade. ``codes`` are dense (B, d_sae) or an active set."""
         norms = self.W_dec.norm(dim=1)
-        weights = norms if indices is None else norms[indices]
-        return (values * weights).sum(dim=1).mean()
+        if isinstance(codes, ActiveSet):
+            return (codes.values * norms[codes.indices]).sum() / codes.n_rows
+        return (codes * norms).sum(dim=1).mean()
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Fit what inference needs beyond the weights on batches of raw training rows, once
