@@ -280,6 +280,22 @@ def test_matryoshka_prefix_objective_sums_prefix_reconstructions() -> None:
     _assert_same_gradients(sae, loss, expected)
 
 
+def test_relu_objective_is_mse_plus_norm_weighted_l1() -> None:
+    sae = _random_sae("relu", l1_coef=0.3, sparsity_warmup_frac=0.0)
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(64, 1, dtype=torch.float64) + 0.5)  # rows off unit norm
+    x = torch.randn(30, 16, dtype=torch.float64)
+    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0)
+    target = x * sae.scale
+    codes = ((target - sae.b_dec) @ sae.W_enc + sae.b_enc).relu()
+    l1 = (codes * sae.W_dec.norm(dim=1)).sum(dim=1).mean()
+    torch.testing.assert_close(out.aux_loss, l1, rtol=1e-12, atol=0)
+    expected = _dense_mse(sae, target, codes) + 0.3 * l1
+    torch.testing.assert_close(out.loss, expected, rtol=1e-12, atol=0)
+    assert float(out.l0) == pytest.approx(float((codes > 0).sum(dim=1).double().mean()))
+    _assert_same_gradients(sae, out.loss, expected)
+
+
 def test_resampling_repoints_dead_latents_at_badly_reconstructed_rows() -> None:
     sae = build_sae(_cfg("topk"), torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(sae.parameters())
