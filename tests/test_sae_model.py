@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from clipsae.sae import SAEConfig, TopKConfig, TopKSAE, build_sae, load_sae, save_sae
-from clipsae.sae.ops import gathered_linear, sorted_topk, sparse_decode
+from clipsae.sae.ops import (
+    ActiveSet,
+    batch_topk,
+    gathered_linear,
+    sorted_topk,
+    sparse_decode,
+)
 
 
 def _sae(
@@ -78,19 +84,65 @@ def test_sparse_gradients_equal_dense_autograd() -> None:
         torch.testing.assert_close(sparse[name], p.grad, rtol=1e-10, atol=1e-12, msg=name)
 
 
-def test_kernels_gradcheck() -> None:
+@pytest.mark.parametrize("variable", [False, True])
+def test_kernels_gradcheck(variable: bool) -> None:
+    """Both kernels against finite differences, on k per row and on rows of 0 to 5 entries."""
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(5, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     w_enc = torch.randn(6, 9, dtype=torch.float64, generator=gen, requires_grad=True)
     b_enc = torch.randn(9, dtype=torch.float64, generator=gen, requires_grad=True)
     w_dec = torch.randn(9, 6, dtype=torch.float64, generator=gen, requires_grad=True)
-    _, indices = sorted_topk((x @ w_enc + b_enc).detach(), 3)
+    pre = (x @ w_enc + b_enc).detach()
+    if variable:
+        keep = torch.rand(5, 9, generator=gen) < torch.tensor([[0.0], [0.2], [0.5], [0.8], [1.0]])
+        chosen = ActiveSet.where(pre, keep)
+        assert len(set(chosen.crow.diff().tolist())) > 1  # rows of different widths
+    else:
+        chosen = ActiveSet.fixed_width(*sorted_topk(pre, 3))
+    rows = chosen.rows()
 
     def encode_decode(x, w_enc, b_enc, w_dec):
-        values = (x @ w_enc + b_enc).gather(1, indices)
-        return sparse_decode(gathered_linear(x, w_enc, b_enc, indices, values), indices, w_dec)
+        values = (x @ w_enc + b_enc)[rows, chosen.indices]
+        active = gathered_linear(x, w_enc, b_enc, chosen._replace(values=values))
+        return sparse_decode(active, w_dec)
 
     assert torch.autograd.gradcheck(encode_decode, (x, w_enc, b_enc, w_dec))
+
+
+@pytest.mark.parametrize(
+    ("batch", "offset", "oversample", "fast"),
+    [
+        (50, -1.0, 2.0, True),
+        (50, -1.0, 0.5, False),
+        (50, -2.0, 2.0, True),
+        (50, -2.0, 0.5, False),
+        (1000, -1.0, 2.0, True),
+        (1000, -1.0, 0.3, False),
+    ],
+)
+def test_batch_topk_equals_topk_over_the_flattened_batch(
+    batch: int, offset: float, oversample: float, fast: bool
+) -> None:
+    """The sampled bound, the cut among the scores above it and the fallback give the positive
+    entries of torch.topk over the flattened batch: same values, same (row, latent) pairs,
+    latents increasing within a row. A bound taken shallower than the cut (``oversample`` < 1)
+    forces the fallback. A tenth of the rows are busy (3 to 10 times k kept); at offset -1 the
+    batch's cut is positive, at -2 it is negative and only the positive scores are kept. 1000
+    rows sample every third row (50: all of them)."""
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(batch, 64, generator=gen, dtype=torch.float64) + offset
+    scores[::10] += 2.0 if offset == -1.0 else 1.5
+    active, exact = batch_topk(scores, k=4, oversample=oversample)
+    assert exact == fast
+    values, flat = scores.flatten().topk(4 * batch)
+    positive = values > 0
+    assert (offset == -1.0) == bool(positive.all())
+    expected = {(int(i) // 64, int(i) % 64) for i in flat[positive]}
+    assert set(zip(active.rows().tolist(), active.indices.tolist(), strict=True)) == expected
+    torch.testing.assert_close(active.values.sort().values, values[positive].sort().values)
+    for row in range(batch):
+        latents = active.indices[active.crow[row] : active.crow[row + 1]]
+        assert torch.equal(latents, latents.sort().values)
 
 
 def test_aux_loss_only_trains_dead_latents() -> None:

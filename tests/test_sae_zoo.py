@@ -4,6 +4,7 @@ objective against a dense float64 reference."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -140,6 +141,27 @@ def test_batchtopk_keeps_k_times_batch_and_learns_its_threshold() -> None:
     assert float(sae.threshold) == pytest.approx(0.9 * smallest_kept + 0.1 * second)
 
 
+@pytest.mark.parametrize("oversample", [2.0, 0.5])
+def test_batchtopk_sparse_gradients_equal_dense_autograd(oversample: float, caplog) -> None:
+    """Loss and every gradient equal those of dense autograd on the codes the flattened batch's
+    top-k keeps, on the fast selection and on the fallback (a bound sampled shallower than the
+    cut misses it), which is logged."""
+    sae = _random_sae("batchtopk", aux_k_coef=0.0, l1_coef=0.1, sparsity_warmup_frac=0.0)
+    sae.oversample = oversample
+    x = torch.randn(40, 16, dtype=torch.float64)
+    with caplog.at_level(logging.DEBUG, logger="clipsae.sae.topk"):
+        loss = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0).loss
+    assert len(caplog.records) == (oversample < 1)
+    target = x * sae.scale
+    pre = (target - sae.b_dec) @ sae.W_enc + sae.b_enc
+    cut = pre.detach().flatten().topk(3 * 40).values[-1]
+    codes = pre * ((pre.detach() >= cut) & (pre.detach() > 0))
+    l1 = (codes * sae.W_dec.norm(dim=1)).sum(dim=1).mean()
+    dense = _dense_mse(sae, target, codes) + 0.1 * l1
+    torch.testing.assert_close(loss, dense, rtol=1e-12, atol=0)
+    _assert_same_gradients(sae, loss, dense)
+
+
 def test_batchtopk_calibration_sets_the_mean_batch_cut() -> None:
     """After training, the threshold is the mean over batches of each batch's BatchTopK cut
     under the final weights, replacing the lagging training average."""
@@ -215,6 +237,17 @@ def _dense_mse(sae, target: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return (target - (codes @ sae.W_dec + sae.b_dec)).pow(2).mean()
 
 
+def _assert_same_gradients(sae, loss: torch.Tensor, expected: torch.Tensor) -> None:
+    """The sparse kernels' gradients of ``loss`` equal dense autograd's of ``expected``."""
+    sae.zero_grad()
+    loss.backward()
+    sparse = {n: p.grad.clone() for n, p in sae.named_parameters()}
+    sae.zero_grad()
+    expected.backward()
+    for name, p in sae.named_parameters():
+        torch.testing.assert_close(sparse[name], p.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
 @pytest.mark.parametrize("weighting", ["reverse", "uniform"])
 def test_matryoshka_k_objective_is_the_weighted_nested_mse(weighting: str) -> None:
     sae = _random_sae("matryoshka_k", k_list=[1, 2, 5], loss_weighting=weighting, aux_k_coef=0.0)
@@ -230,6 +263,7 @@ def test_matryoshka_k_objective_is_the_weighted_nested_mse(weighting: str) -> No
             sae, target, torch.zeros_like(pre).scatter(1, indices, values.relu())
         )
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    _assert_same_gradients(sae, loss, expected)
 
 
 def test_matryoshka_prefix_objective_sums_prefix_reconstructions() -> None:
@@ -243,6 +277,23 @@ def test_matryoshka_prefix_objective_sums_prefix_reconstructions() -> None:
     latent = torch.arange(64)
     expected = sum(_dense_mse(sae, target, codes * (latent < m)) for m in (16, 32, 64))
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    _assert_same_gradients(sae, loss, expected)
+
+
+def test_relu_objective_is_mse_plus_norm_weighted_l1() -> None:
+    sae = _random_sae("relu", l1_coef=0.3, sparsity_warmup_frac=0.0)
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(64, 1, dtype=torch.float64) + 0.5)  # rows off unit norm
+    x = torch.randn(30, 16, dtype=torch.float64)
+    out = sae.train_loss(x, torch.zeros(64, dtype=torch.bool), 1.0)
+    target = x * sae.scale
+    codes = ((target - sae.b_dec) @ sae.W_enc + sae.b_enc).relu()
+    l1 = (codes * sae.W_dec.norm(dim=1)).sum(dim=1).mean()
+    torch.testing.assert_close(out.aux_loss, l1, rtol=1e-12, atol=0)
+    expected = _dense_mse(sae, target, codes) + 0.3 * l1
+    torch.testing.assert_close(out.loss, expected, rtol=1e-12, atol=0)
+    assert float(out.l0) == pytest.approx(float((codes > 0).sum(dim=1).double().mean()))
+    _assert_same_gradients(sae, out.loss, expected)
 
 
 def test_resampling_repoints_dead_latents_at_badly_reconstructed_rows() -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from clipsae.sae.config import SAEConfig
+from clipsae.sae.ops import ActiveSet
 
 ARCHITECTURES: dict[str, type[SAE]] = {}
 
@@ -50,8 +51,8 @@ class TrainLoss:
     @classmethod
     def from_codes(cls, loss: Tensor, mse: Tensor, aux_loss: Tensor, codes: Tensor) -> TrainLoss:
         """Statistics of dense (B, d_sae) codes, detached: they are logged, never optimised."""
-        active = codes.detach() > 0
-        return cls(loss, mse, aux_loss, active.sum(dim=1).float().mean(), active.sum(dim=0))
+        fire_counts = (codes.detach() > 0).sum(dim=0)
+        return cls(loss, mse, aux_loss, fire_counts.sum().float() / len(codes), fire_counts)
 
 
 class SAE(nn.Module, ABC):
@@ -115,14 +116,16 @@ class SAE(nn.Module, ABC):
         ``progress`` the fraction of the run done after this step (for schedules such as a
         sparsity warm-up)."""
 
-    def l1_penalty(self, values: Tensor, indices: Tensor | None = None) -> Tensor:
+    def l1_penalty(self, codes: Tensor | ActiveSet) -> Tensor:
         """Mean over rows of the codes weighted by their decoder rows' norms: with unit-norm rows
         the plain L1, and without that constraint a penalty that growing a row to shrink its
-        code cannot evade. ``values`` are dense (B, d_sae) codes, or (B, width) with the latent
-        ``indices`` of an active set."""
+        code cannot evade. ``codes`` are dense (B, d_sae) or an active set. Dense codes are
+        summed over the batch before the weighting, which spares two passes over (B, d_sae)
+        in the forward and two in the backward."""
         norms = self.W_dec.norm(dim=1)
-        weights = norms if indices is None else norms[indices]
-        return (values * weights).sum(dim=1).mean()
+        if isinstance(codes, ActiveSet):
+            return (codes.values * norms[codes.indices]).sum() / codes.n_rows
+        return codes.sum(dim=0) @ norms / len(codes)
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Fit what inference needs beyond the weights on batches of raw training rows, once

@@ -13,32 +13,35 @@ own, in the two published forms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import Tensor
 
 from clipsae.sae.base import register
 from clipsae.sae.config import MatryoshkaKConfig, MatryoshkaPrefixConfig
+from clipsae.sae.ops import ActiveSet, sparse_decode
 from clipsae.sae.topk import BatchTopKSAE, TopKSAE
 
 
 def nested_objective(
-    sae: TopKSAE,
-    target: Tensor,
-    values: Tensor,
-    indices: Tensor,
-    levels: Iterable[tuple[float, Tensor]],
+    sae: TopKSAE, target: Tensor, active: ActiveSet, level: Tensor, weights: list[float]
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted sum of the MSEs of reconstructions from masked parts of one active set.
-    ``levels`` yields ``(weight, keep mask)`` from the smallest part to the whole code, whose
-    MSE and error are also returned (they are what the trainer logs and AuxK fits)."""
-    objective = target.new_zeros(())
-    for weight, keep in levels:
-        error = target - sae.reconstruct_sparse(values * keep, indices)
-        mse = error.pow(2).mean()
-        objective = objective + weight * mse
-    return objective, mse, error
+    """Weighted sum of the MSEs of reconstructions from nested parts of one active set: entry i
+    belongs to the parts ``level[i]`` onwards, and ``weights`` weigh the parts' MSEs from the
+    smallest to the whole code, whose MSE and error are also returned (they are what the trainer
+    logs and AuxK fits). One decode of the active set split by level gives each level's new
+    part; their running sums are the nested reconstructions, so the cost does not grow with the
+    number of levels."""
+    n_levels = len(weights)
+    parts = sparse_decode(active.by_level(level, n_levels), sae.W_dec)
+    recon = parts.view(active.n_rows, n_levels, -1).cumsum(dim=1) + sae.b_dec
+    error = target.unsqueeze(1) - recon
+    mses = error.pow(2).mean(dim=(0, 2))
+    return mses @ mses.new_tensor(weights), mses[-1], error[:, -1]
+
+
+def _level(values: Tensor, sizes: list[int]) -> Tensor:
+    """The first nested part whose size exceeds each of ``values`` (a rank or a latent)."""
+    return torch.bucketize(values, values.new_tensor(sizes[:-1]), right=True)
 
 
 @register(MatryoshkaKConfig)
@@ -58,12 +61,11 @@ class MatryoshkaKSAE(TopKSAE):
     def _train_select(self, centred: Tensor) -> tuple[Tensor, Tensor]:
         return self._select(centred, self.k_list[-1])
 
-    def _recon_objective(
-        self, target: Tensor, values: Tensor, indices: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        rank = values.detach().argsort(dim=1, descending=True).argsort(dim=1)
-        levels = ((w, rank < k) for w, k in zip(self.level_weights(), self.k_list, strict=True))
-        return nested_objective(self, target, values, indices, levels)
+    def _recon_objective(self, target: Tensor, active: ActiveSet) -> tuple[Tensor, Tensor, Tensor]:
+        values = active.values.detach().view(active.n_rows, -1)  # k_list[-1] per row
+        rank = values.argsort(dim=1, descending=True).argsort(dim=1).flatten()
+        level = _level(rank, self.k_list)
+        return nested_objective(self, target, active, level, self.level_weights())
 
 
 @register(MatryoshkaPrefixConfig)
@@ -76,8 +78,6 @@ class MatryoshkaPrefixSAE(BatchTopKSAE):
         super().__init__(cfg, generator)
         self.prefix_sizes = [*cfg.prefix_sizes, cfg.d_sae]
 
-    def _recon_objective(
-        self, target: Tensor, values: Tensor, indices: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        levels = ((1.0, indices < m) for m in self.prefix_sizes)
-        return nested_objective(self, target, values, indices, levels)
+    def _recon_objective(self, target: Tensor, active: ActiveSet) -> tuple[Tensor, Tensor, Tensor]:
+        level = _level(active.indices, self.prefix_sizes)
+        return nested_objective(self, target, active, level, [1.0] * len(self.prefix_sizes))
