@@ -218,14 +218,14 @@ def test_adam_weight_decay_is_an_l2_gradient() -> None:
 @pytest.mark.parametrize(
     ("cfg", "bias_factor"),
     [
-        (TopKConfig(d_in=16, d_sae=32, k=3), 4.0),  # sqrt(d_in)
-        (TopKConfig(d_in=16, d_sae=32, k=3, bias_lr_scale=2.0), 2.0),
+        (TopKConfig(d_in=16, d_sae=32, k=3), 8.0),
+        (TopKConfig(d_in=16, d_sae=32, k=3, bias_lr_scale=4.0), 4.0),
         (ReLUConfig(d_in=16, d_sae=32), 1.0),
     ],
 )
 def test_topk_biases_step_at_bias_lr_scale(cfg: SAEConfig, bias_factor: float) -> None:
     """Adam's first step moves each parameter by its group's lr: ``bias_lr_scale`` x lr
-    (default sqrt(d_in)) for TopK's b_enc and b_dec, lr for its weights and for ReLU's biases."""
+    (default 8) for TopK's b_enc and b_dec, lr for its weights and for ReLU's biases."""
     sae = build_sae(cfg, torch.Generator().manual_seed(0))
     before = {n: p.detach().clone() for n, p in sae.named_parameters()}
     opt = _make_optimizer(sae, TrainConfig(lr=0.01))
