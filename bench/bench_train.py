@@ -55,29 +55,20 @@ from clipsae.sae.config import (
 from clipsae.sae.metrics import reconstruction_metrics
 
 
-@dataclass(frozen=True, kw_only=True)
-class DenseTopKConfig(TopKConfig):
-    arch: ClassVar[str] = "topk_dense"
+def _dense_config(config: type[SAEConfig]) -> type[SAEConfig]:
+    """``config`` registered again as ``<arch>_dense``: the same settings, built by the plain
+    reference module registered for that name below."""
+    namespace = {"arch": f"{config.arch}_dense", "__annotations__": {"arch": ClassVar[str]}}
+    return dataclass(frozen=True, kw_only=True)(
+        type(f"Dense{config.__name__}", (config,), namespace)
+    )
 
 
-@dataclass(frozen=True, kw_only=True)
-class DenseBatchTopKConfig(BatchTopKConfig):
-    arch: ClassVar[str] = "batchtopk_dense"
-
-
-@dataclass(frozen=True, kw_only=True)
-class DenseMatryoshkaKConfig(MatryoshkaKConfig):
-    arch: ClassVar[str] = "matryoshka_k_dense"
-
-
-@dataclass(frozen=True, kw_only=True)
-class DenseMatryoshkaPrefixConfig(MatryoshkaPrefixConfig):
-    arch: ClassVar[str] = "matryoshka_prefix_dense"
-
-
-@dataclass(frozen=True, kw_only=True)
-class DenseReLUConfig(ReLUConfig):
-    arch: ClassVar[str] = "relu_dense"
+DenseTopKConfig = _dense_config(TopKConfig)
+DenseBatchTopKConfig = _dense_config(BatchTopKConfig)
+DenseMatryoshkaKConfig = _dense_config(MatryoshkaKConfig)
+DenseMatryoshkaPrefixConfig = _dense_config(MatryoshkaPrefixConfig)
+DenseReLUConfig = _dense_config(ReLUConfig)
 
 
 def _mse(sae: TopKSAE, target: Tensor, codes: Tensor) -> Tensor:
